@@ -1,0 +1,228 @@
+"""Where sandboxes run: Docker or Podman, both driven through the Docker Engine API (the `docker` SDK).
+
+Podman serves the same API from `podman system service`, so one client class covers both; the differences (init
+binary, explicit ulimits) live in `container_spec`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tarfile
+import threading
+import time
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import Ulimit
+
+from rock_gym.sandbox.config import DEFAULT_IMAGE, SHELL_CAPABILITIES, SandboxConfig
+from rock_gym.sandbox.errors import EngineUnavailableError, ImageNotFoundError, SandboxError
+
+LABEL = "rock_gym"
+LABEL_OWNER_PID = "rock_gym.owner_pid"
+LABEL_OWNER_HOST = "rock_gym.owner_host"
+LABEL_OWNER_START = "rock_gym.owner_start"
+
+_START_HINTS = {
+    "docker": "start it with `dockerd &` (or run `bash scripts/setup`)",
+    "podman": "start it with `podman system service --time=0 unix:///run/podman/podman.sock &` (or run `bash "
+    "scripts/setup`)",
+}
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (clock ticks since boot), to tell a live owner from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_labels() -> dict[str, str]:
+    """Labels that tie a container to this process, for `rock-gym gc`."""
+    pid = os.getpid()
+    return {
+        LABEL: "1",
+        LABEL_OWNER_PID: str(pid),
+        LABEL_OWNER_HOST: socket.gethostname(),
+        LABEL_OWNER_START: process_start_time(pid) or "",
+    }
+
+
+class Engine:
+    """One container engine at one address; shared by every sandbox that uses it (see `Engine.connect`)."""
+
+    _cache: dict[tuple[str, str], Engine] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        self.url = url
+        try:
+            self.client = docker.DockerClient(base_url=url, timeout=120, max_pool_size=256)
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailableError(
+                f"cannot reach the {backend} engine at {url}: {_START_HINTS[backend]}; or set engine_url. ({exc})"
+            ) from exc
+        self.api = self.client.api
+
+    @classmethod
+    def connect(cls, config: SandboxConfig) -> Engine:
+        """The shared engine for a config's backend and address."""
+        key = (config.backend, config.resolved_engine_url())
+        with cls._cache_lock:
+            engine = cls._cache.get(key)
+            if engine is None:
+                engine = cls._cache[key] = cls(*key)
+            return engine
+
+    # -- containers -------------------------------------------------------------------------------------------
+
+    def container_spec(self, config: SandboxConfig) -> dict[str, Any]:
+        """Keyword arguments of `APIClient.create_container` for a hardened sandbox."""
+        host_config = self.api.create_host_config(
+            network_mode=config.network,
+            privileged=False,
+            cap_drop=["ALL"],
+            cap_add=list(SHELL_CAPABILITIES),
+            security_opt=["no-new-privileges"],
+            pids_limit=config.pids_limit,
+            mem_limit=config.memory,
+            memswap_limit=config.memory,
+            nano_cpus=int(config.cpus * 1e9),
+            init=True,
+            # Podman on hybrid cgroups cannot raise rlimits: set them explicitly, at or below the host's.
+            ulimits=[Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=4096, hard=4096)],
+        )
+        return {
+            "image": config.image,
+            # PID 1 waits on a stdin that nobody writes: bash only, no `sleep` binary assumed.
+            "command": ["bash", "-c", "while read -r _; do :; done"],
+            "stdin_open": True,
+            "working_dir": config.workdir,
+            "environment": config.env,
+            "labels": {**config.labels, **owner_labels()},
+            "network_disabled": config.network == "none",
+            "host_config": host_config,
+        }
+
+    def create(self, config: SandboxConfig) -> str:
+        """Create (not start) a sandbox container and return its id."""
+        try:
+            return self.api.create_container(**self.container_spec(config))["Id"]
+        except docker.errors.ImageNotFound as exc:
+            raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
+        except docker.errors.APIError as exc:
+            if "no such image" in str(exc).lower() or "image not known" in str(exc).lower():
+                raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
+            raise SandboxError(f"{self.backend} could not create a container from {config.image}: {exc}") from exc
+
+    def remove(self, container_id: str) -> None:
+        """Kill and remove a container; a container already gone is fine."""
+        try:
+            self.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "removal" in str(exc) and "already in progress" in str(exc):
+                return
+            raise
+
+    def is_running(self, container_id: str) -> bool:
+        try:
+            return bool(self.api.inspect_container(container_id)["State"]["Running"])
+        except docker.errors.NotFound:
+            return False
+
+    def labelled_containers(self) -> list[dict[str, Any]]:
+        """Every container (running or not) that carries the rock_gym label."""
+        return self.api.containers(all=True, filters={"label": LABEL})
+
+    # -- exec -------------------------------------------------------------------------------------------------
+
+    def attach_shell(self, container_id: str) -> tuple[str, socket.socket]:
+        """Start `bash` in the container with stdin attached; return the exec id and the raw stream socket."""
+        exec_id = self.api.exec_create(
+            container_id, ["bash", "--noprofile", "--norc"], stdin=True, stdout=True, stderr=True, tty=False
+        )["Id"]
+        stream = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        return exec_id, raw
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        try:
+            return self.api.exec_inspect(exec_id).get("ExitCode")
+        except docker.errors.APIError:
+            return None
+
+    def exec_run(self, container_id: str, argv: list[str]) -> tuple[int | None, bytes]:
+        """Run a one-off command (a new exec) and wait for it."""
+        exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+        output = self.api.exec_start(exec_id)
+        return self.exec_exit_code(exec_id), output
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+        if not self.api.put_archive(container_id, path, data):
+            raise SandboxError(f"the {self.backend} engine refused to extract an archive into {path}")
+
+    def get_archive(self, container_id: str, path: str) -> tarfile.TarFile:
+        """The tar archive of a path in the container; FileNotFoundError when it does not exist."""
+        try:
+            chunks, _ = self.api.get_archive(container_id, path)
+            data = b"".join(chunks)
+        except docker.errors.NotFound as exc:
+            raise FileNotFoundError(f"no such file or directory in the sandbox: {path}") from exc
+        except docker.errors.APIError as exc:
+            if "no such file" in str(exc).lower() or "not found" in str(exc).lower():
+                raise FileNotFoundError(f"no such file or directory in the sandbox: {path}") from exc
+            raise
+        return tarfile.open(fileobj=io.BytesIO(data))
+
+    # -- images -----------------------------------------------------------------------------------------------
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self.api.inspect_image(image)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+
+    def commit(self, container_id: str, repository: str, tag: str) -> str:
+        """Commit a container's filesystem to `repository:tag` and return that reference."""
+        self.api.commit(container_id, repository=repository, tag=tag, conf={"Labels": {LABEL: "1"}})
+        return f"{repository}:{tag}"
+
+    def remove_image(self, image: str) -> None:
+        try:
+            self.api.remove_image(image, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+def missing_image_message(image: str, backend: str) -> str:
+    if image == DEFAULT_IMAGE:
+        return f"image {image} not found in the {backend} engine: run `rock-gym images build --backend {backend}`"
+    return (
+        f"image {image} not found in the {backend} engine: pull it (`{backend} pull {image}`) on a machine with "
+        "registry access, or build it, then retry"
+    )
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,239 @@
+"""The Sandbox: one hardened container with a persistent shell, files in and out, snapshots."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import tarfile
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+import docker.errors
+
+from rock_gym.sandbox import cleanup
+from rock_gym.sandbox.config import SandboxConfig
+from rock_gym.sandbox.engines import Engine
+from rock_gym.sandbox.errors import SandboxClosedError, SandboxError, SandboxStartError
+from rock_gym.sandbox.session import CommandResult, ShellSession
+
+
+class Sandbox:
+    """A container with a persistent bash session.
+
+    Examples:
+        >>> with Sandbox(SandboxConfig(backend="docker")) as sb:  # doctest: +SKIP
+        ...     sb.run("cd /tmp && export GREETING=hi")
+        ...     sb.run("echo $GREETING; pwd").output
+        'hi\\n/tmp\\n'
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: object) -> None:
+        base = config or SandboxConfig()
+        self.config = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            self.config = SandboxConfig.model_validate(self.config.model_dump())
+        self.engine: Engine | None = None
+        self.container_id: str | None = None
+        self.session: ShellSession | None = None
+        self.startup_seconds: float | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Create and start the container and its shell; on any failure the container is removed."""
+        if self.container_id is not None:
+            return self
+        started = time.monotonic()
+        self.engine = Engine.connect(self.config)
+        self.container_id = self.engine.create(self.config)
+        cleanup.track(self)
+        try:
+            self.engine.api.start(self.container_id)
+            self.session = ShellSession(self.engine, self.container_id, self.config.output_limit)
+            self.session.open(timeout=self.config.startup_timeout)
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, Exception):
+                raise SandboxStartError(
+                    f"sandbox from {self.config.image} did not become ready within {self.config.startup_timeout}s "
+                    f"and was removed: {exc}"
+                ) from exc
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def close(self) -> None:
+        """Remove the container and everything in it. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.session is not None:
+                self.session.close()
+            if self.engine is not None and self.container_id is not None:
+                try:
+                    self.engine.remove(self.container_id)
+                except docker.errors.DockerException:
+                    pass  # the engine is gone; `rock-gym gc` removes the container once it is back
+            cleanup.untrack(self)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def is_alive(self) -> bool:
+        """True while the container is running."""
+        return not self._closed and self.engine is not None and self.engine.is_running(self._require_started())
+
+    # -- commands ---------------------------------------------------------------------------------------------
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run one command in the persistent shell."""
+        return self.run_many([command], timeout=timeout)[0]
+
+    def run_many(self, commands: list[str], timeout: float | list[float] | None = None) -> list[CommandResult]:
+        """Run a chunk of commands in order, written to the shell in one round trip.
+
+        Args:
+            commands: shell commands; each sees the cwd and variables the previous ones left.
+            timeout: seconds per command (one value for all, or one per command); default config.timeout.
+        """
+        if isinstance(timeout, list):
+            timeouts = [float(t) for t in timeout]
+        else:
+            timeouts = [float(timeout or self.config.timeout)] * len(commands)
+        if any(t <= 0 for t in timeouts):
+            raise ValueError(f"timeouts must be positive, got {timeouts}")
+        with self._lock:
+            self._require_started()
+            assert self.session is not None
+            try:
+                return self.session.run_many(list(commands), timeouts)
+            except (SandboxError, docker.errors.DockerException, OSError) as exc:
+                raise SandboxClosedError(f"sandbox {self._short_id()} was lost: {exc}") from exc
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    def write_file(self, path: str, content: str | bytes, mode: int = 0o644) -> None:
+        """Write a file (parent directories are created)."""
+        data = content.encode() if isinstance(content, str) else content
+        target = self._absolute(path)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo(str(target).lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        self._put(buffer.getvalue())
+
+    def read_file(self, path: str, binary: bool = False) -> str | bytes:
+        """Read a file; FileNotFoundError if missing, IsADirectoryError for a directory."""
+        target = self._absolute(path)
+        with self._lock:
+            tar = self._engine().get_archive(self._require_started(), str(target))
+        member = tar.next()
+        if member is None:
+            raise FileNotFoundError(f"no such file in the sandbox: {target}")
+        if member.isdir():
+            raise IsADirectoryError(f"{target} is a directory in the sandbox")
+        while member.issym() or member.islnk():  # follow a link through the shell's view of the path
+            return self.read_file(str(target.parent / member.linkname), binary=binary)
+        extracted = tar.extractfile(member)
+        data = extracted.read() if extracted else b""
+        return data if binary else data.decode("utf-8", errors="replace")
+
+    def upload(self, local_path: str | os.PathLike[str], remote_dir: str) -> None:
+        """Copy a local file or directory tree into `remote_dir` (created if missing), as one tar stream."""
+        source = Path(local_path)
+        if not source.exists():
+            raise FileNotFoundError(f"nothing to upload at {source}")
+        target = self._absolute(remote_dir)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            if source.is_dir():
+                for child in sorted(source.rglob("*")):
+                    tar.add(child, arcname=str(target / child.relative_to(source)).lstrip("/"), recursive=False)
+            else:
+                tar.add(source, arcname=str(target / source.name).lstrip("/"))
+        self._put(buffer.getvalue())
+
+    def download(self, remote_path: str, local_dir: str | os.PathLike[str]) -> Path:
+        """Copy a file or directory out of the sandbox into `local_dir`; returns the local path."""
+        target = self._absolute(remote_path)
+        with self._lock:
+            tar = self._engine().get_archive(self._require_started(), str(target))
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        tar.extractall(local_dir, filter="data")
+        return Path(local_dir) / target.name
+
+    # -- snapshots --------------------------------------------------------------------------------------------
+
+    def snapshot(self, tag: str | None = None, repository: str = "rock-gym/snapshot") -> str:
+        """Commit the container to an image and return its reference; start a new Sandbox from it to resume.
+
+        The shell's cwd and exported variables are saved in the image and restored by the new sandbox's shell;
+        running processes are not.
+        """
+        self.run("mkdir -p /.rock_gym && { export -p; printf 'cd -- %q\\n' \"$PWD\"; } > /.rock_gym/session.sh")
+        with self._lock:
+            return self._engine().commit(self._require_started(), repository, tag or secrets.token_hex(6))
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _put(self, archive: bytes) -> None:
+        with self._lock:
+            try:
+                self._engine().put_archive(self._require_started(), "/", archive)
+            except docker.errors.APIError as exc:
+                raise SandboxError(f"could not write into sandbox {self._short_id()}: {exc}") from exc
+
+    def _absolute(self, path: str) -> PurePosixPath:
+        if not path:
+            raise ValueError("empty path")
+        joined = PurePosixPath(self.config.workdir) / path
+        parts: list[str] = []
+        for part in joined.parts[1:]:
+            if part == "..":
+                if parts:
+                    parts.pop()
+            elif part != ".":
+                parts.append(part)
+        return PurePosixPath("/", *parts)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise SandboxClosedError("sandbox not started: use `with Sandbox(config) as sb:` or call start()")
+        return self.engine
+
+    def _require_started(self) -> str:
+        if self._closed:
+            raise SandboxClosedError(f"sandbox {self._short_id()} is closed")
+        if self.container_id is None:
+            raise SandboxClosedError("sandbox not started: use `with Sandbox(config) as sb:` or call start()")
+        return self.container_id
+
+    def _short_id(self) -> str:
+        return (self.container_id or "unstarted")[:12]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self.container_id else "new")
+        return f"Sandbox({self.config.image!r}, {self.config.backend}, {self._short_id()}, {state})"
+
+
+def _add_parents(tar: tarfile.TarFile, target: PurePosixPath) -> None:
+    """Directory entries for the parents of `target`, so that extraction creates them (mode 755)."""
+    for parent in reversed(target.parents):
+        if str(parent) in ("/", "."):
+            continue
+        info = tarfile.TarInfo(str(parent).lstrip("/"))
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+        tar.addfile(info)
