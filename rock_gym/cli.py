@@ -1,0 +1,115 @@
+"""The `rock-gym` command."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+BACKENDS = click.Choice(["docker", "podman"])
+
+
+@click.group()
+@click.version_option(package_name="rock-gym")
+def main() -> None:
+    """rock_gym: container sandboxes as Gymnasium environments for LLM agents."""
+
+
+@main.group()
+def images() -> None:
+    """Build and inspect sandbox images."""
+
+
+@images.command("build")
+@click.option("--backend", type=BACKENDS, multiple=True, default=["docker"], show_default=True)
+@click.option("--engine-url", default=None, help="Engine API address (default: the backend's local socket).")
+@click.option("--force", is_flag=True, help="Rebuild the root filesystem and re-import the image.")
+def images_build(backend: tuple[str, ...], engine_url: str | None, force: bool) -> None:
+    """Build rock-gym/base:bookworm offline with debootstrap and import it (no-op when present)."""
+    from rock_gym.sandbox.images import build_base_image
+
+    for name in backend:
+        started = time.monotonic()
+        report = _fail_clearly(lambda name=name: build_base_image(name, engine_url, force=force))
+        if not report.imported:
+            console.print(f"{report.image} already in {name}: nothing to do")
+        else:
+            how = "built and imported" if report.built_rootfs else "imported from the cached root filesystem"
+            console.print(f"{report.image} {how} into {name} in {time.monotonic() - started:.1f}s")
+
+
+@main.command()
+@click.option("--backend", type=BACKENDS, multiple=True, default=["docker", "podman"], show_default=True)
+@click.option("--all", "everything", is_flag=True, help="Remove every rock_gym container, not only orphans.")
+def gc(backend: tuple[str, ...], everything: bool) -> None:
+    """Remove rock_gym containers whose owner process is gone."""
+    from rock_gym.sandbox.cleanup import collect_garbage
+    from rock_gym.sandbox.config import SandboxConfig
+    from rock_gym.sandbox.engines import Engine
+    from rock_gym.sandbox.errors import EngineUnavailableError
+
+    for name in backend:
+        try:
+            engine = Engine.connect(SandboxConfig(backend=name))  # type: ignore[arg-type]
+        except EngineUnavailableError as exc:
+            console.print(f"[yellow]skipped {name}[/]: {exc}")
+            continue
+        removed = collect_garbage(engine, everything=everything)
+        console.print(f"{name}: removed {len(removed)} container(s)")
+
+
+@main.command()
+@click.option("--backend", type=BACKENDS, default="docker", show_default=True)
+@click.option("--image", default=None, help="Image to run (default rock-gym/base:bookworm, built if missing).")
+def demo(backend: str, image: str | None) -> None:
+    """Start a sandbox, run a chunk of tool calls, and print the results and latency figures."""
+    from rock_gym.sandbox import DEFAULT_IMAGE, Sandbox, SandboxConfig
+    from rock_gym.sandbox.images import build_base_image
+
+    if image is None:
+        _fail_clearly(lambda: build_base_image(backend))
+    config = SandboxConfig(image=image or DEFAULT_IMAGE, backend=backend)  # type: ignore[arg-type]
+    with _fail_clearly(lambda: Sandbox(config).start()) as sb:
+        console.print(f"sandbox ready in {sb.startup_seconds * 1000:.0f} ms ({backend}, {config.image})")
+        chunk = [
+            "cd /tmp && export GREETING=hello",
+            "echo $GREETING from $(pwd); uname -sr",
+            "python3 -c 'import sys; print(sys.version.split()[0])'",
+            "printf 'def add(a, b):\\n    return a + b\\n' > calc.py && python3 -c 'import calc; print(calc.add(2, 3))'",
+            "ls /nonexistent",
+            "sleep 5",
+        ]
+        results = sb.run_many(chunk, timeout=[10, 10, 10, 10, 10, 1])
+        table = Table(title="one chunk of tool calls")
+        for column in ("command", "exit", "output", "ms"):
+            table.add_column(column)
+        for r in results:
+            exit_text = "timeout" if r.timed_out else str(r.exit_code)
+            table.add_row(r.command, exit_text, r.output.strip()[:60], f"{r.duration * 1000:.1f}")
+        console.print(table)
+        trips = [sb.run("true").duration * 1000 for _ in range(200)]
+        console.print(
+            f"round trip of `true`: median {statistics.median(trips):.2f} ms, "
+            f"p90 {statistics.quantiles(trips, n=10)[-1]:.2f} ms over {len(trips)} calls"
+        )
+
+
+def _fail_clearly(action):  # type: ignore[no-untyped-def]
+    """Run `action`; turn the sandbox layer's errors into a one-line message and exit status 1."""
+    from rock_gym.sandbox.errors import SandboxError
+
+    try:
+        return action()
+    except SandboxError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
