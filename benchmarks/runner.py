@@ -26,16 +26,26 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     """Median, p90, mean and count of a list of durations, in milliseconds."""
     ms = sorted(s * 1000 for s in seconds)
     p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
-    return {"median_ms": round(statistics.median(ms), 3), "p90_ms": round(p90, 3),
-            "mean_ms": round(statistics.fmean(ms), 3), "n": len(ms)}
+    return {
+        "median_ms": round(statistics.median(ms), 3),
+        "p90_ms": round(p90, 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "n": len(ms),
+    }
 
 
 def machine() -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    return {"commit": commit or None, "host": platform.node(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
+    return {
+        "commit": commit or None,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: str, title: str) -> Path:

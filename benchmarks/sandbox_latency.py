@@ -34,8 +34,14 @@ def start_to_ready(config: SandboxConfig, n: int) -> list[float]:
 
 
 def bare_run(cli: str, image: str, n: int) -> list[float]:
-    return [timed(lambda: subprocess.run([cli, "run", "--rm", "--network", "none", image, "true"], check=True,
-                                         capture_output=True)) for _ in range(n)]
+    return [
+        timed(
+            lambda: subprocess.run(
+                [cli, "run", "--rm", "--network", "none", image, "true"], check=True, capture_output=True
+            )
+        )
+        for _ in range(n)
+    ]
 
 
 def call_round_trips(sb: Sandbox, n: int) -> tuple[list[float], list[float]]:
@@ -144,8 +150,12 @@ def main() -> None:
         "containers_left": len(left),
     }
     figures["targets"] = {
-        "call_vs_exec_run (<= 0.05)": round(figures["call_in_chunk"]["median_ms"] / figures["exec_run_sdk"]["median_ms"], 4),
-        "start_vs_bare_run (<= 1.5)": round(figures["start_to_ready"]["median_ms"] / figures["bare_run_true"]["median_ms"], 3),
+        "call_vs_exec_run (<= 0.05)": round(
+            figures["call_in_chunk"]["median_ms"] / figures["exec_run_sdk"]["median_ms"], 4
+        ),
+        "start_vs_bare_run (<= 1.5)": round(
+            figures["start_to_ready"]["median_ms"] / figures["bare_run_true"]["median_ms"], 3
+        ),
         "pool_acquire_median_ms (<= 50)": figures["pool_acquire"]["median_ms"],
         "concurrent_wall_vs_exec_run (<= 0.5)": round(ours["wall_s"] / theirs["wall_s"], 3),
         "concurrent_failures (== 0)": ours["failures"],
@@ -160,8 +170,13 @@ def main() -> None:
         "start to ready": figures["start_to_ready"]["median_ms"],
         f"{cli} run --rm true": figures["bare_run_true"]["median_ms"],
     }
-    write(f"sandbox_latency_{args.backend}", figures, bars, "milliseconds (median, log scale)",
-          f"rock_gym sandbox latency ({args.backend})")
+    write(
+        f"sandbox_latency_{args.backend}",
+        figures,
+        bars,
+        "milliseconds (median, log scale)",
+        f"rock_gym sandbox latency ({args.backend})",
+    )
 
 
 if __name__ == "__main__":

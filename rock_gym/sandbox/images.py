@@ -24,8 +24,14 @@ IMAGE_CHANGES = [
     'CMD ["bash"]',
 ]
 #: Parts of the root filesystem no sandbox needs: package caches, docs, manuals, translations.
-PRUNE = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
-         "usr/share/locale")
+PRUNE = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,9 @@ def rootfs_tarball(suite: str = "bookworm", mirror: str | None = None, rebuild: 
         command = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(root), mirror]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SandboxError(f"debootstrap failed ({done.returncode}); its last lines:\n{done.stdout[-2000:]}"
-                               f"\n{done.stderr[-2000:]}")
+            raise SandboxError(
+                f"debootstrap failed ({done.returncode}); its last lines:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
         for part in PRUNE:
             shutil.rmtree(root / part, ignore_errors=True)
         partial = target.with_suffix(".partial")

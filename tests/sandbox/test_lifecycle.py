@@ -111,8 +111,10 @@ def test_gc_command_line(engine, backend):
 def test_startup_that_never_gets_ready_fails_clearly_and_removes_the_container(engine, backend):
     # An image whose bash never answers: bash is replaced by a script that hangs.
     with Sandbox(SandboxConfig(backend=backend)) as sb:
-        sb.run("cp /bin/bash /bin/real-bash && printf '#!/bin/real-bash\\nexec /bin/real-bash -c \"sleep 600\"\\n'"
-               " > /bin/bash.new && chmod +x /bin/bash.new")
+        sb.run(
+            "cp /bin/bash /bin/real-bash && printf '#!/bin/real-bash\\nexec /bin/real-bash -c \"sleep 600\"\\n'"
+            " > /bin/bash.new && chmod +x /bin/bash.new"
+        )
         image = sb.snapshot(tag=f"hang-{os.getpid()}")
     try:
         with Sandbox(SandboxConfig(backend=backend, image=image)) as sb2:
@@ -139,8 +141,10 @@ def test_missing_default_image_message_names_the_build_command():
     from rock_gym.sandbox.engines import missing_image_message
 
     message = missing_image_message("rock-gym/base:bookworm", "podman")
-    assert message == "image rock-gym/base:bookworm not found in the podman engine: run `rock-gym images build " \
+    assert (
+        message == "image rock-gym/base:bookworm not found in the podman engine: run `rock-gym images build "
         "--backend podman`"
+    )
 
 
 def test_unreachable_engine_names_the_fix(tmp_path):

@@ -46,8 +46,11 @@ def test_fork_bomb_stays_inside_the_pids_limit(backend):
         sb.run("bomb() { bomb | bomb & }; bomb", timeout=5)
         # While the bomb keeps trying, the shell still answers (builtins only: forks fail at the limit).
         for _ in range(3):
-            answer = sb.run("read -r n < /sys/fs/cgroup/pids/pids.current; read -r m < /sys/fs/cgroup/pids/pids.max;"
-                            " echo \"PIDS $n $m\"", timeout=10)
+            answer = sb.run(
+                "read -r n < /sys/fs/cgroup/pids/pids.current; read -r m < /sys/fs/cgroup/pids/pids.max;"
+                ' echo "PIDS $n $m"',
+                timeout=10,
+            )
             line = next(w for w in answer.output.splitlines() if w.startswith("PIDS "))
             current, limit = line.split()[1:]
             assert limit == "64" and int(current) <= 64

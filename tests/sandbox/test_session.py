@@ -11,7 +11,7 @@ pytestmark = pytest.mark.container
 
 def test_state_persists_between_calls(sandbox):
     sandbox.run("cd /tmp && export GREETING=hi")
-    sandbox.run("greet() { echo \"$GREETING, $1\"; }")
+    sandbox.run('greet() { echo "$GREETING, $1"; }')
     result = sandbox.run("echo $GREETING; pwd; greet you")
     assert result.output == "hi\n/tmp\nhi, you\n"
     assert result.exit_code == 0 and not result.timed_out and not result.truncated
