@@ -1,0 +1,169 @@
+"""Put a task into a sandbox and grade it: Harbor checkers for terminal tasks, pytest reports for SWE tasks.
+
+Every function takes a started `rock_gym.sandbox.Sandbox` (or anything with its `run`, `write_file` and
+`read_file`); nothing here starts containers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from rock_gym.tasks.model import SWETask, TerminalTask
+
+if TYPE_CHECKING:
+    from rock_gym.sandbox.sandbox import Sandbox
+
+REWARD_DIR = "/logs/verifier"
+PYTEST_LOG = "/tmp/rock_gym_pytest.log"
+_GIT = "git -c user.email=rock-gym@localhost -c user.name=rock-gym"
+#: `pytest -rA` summary lines: "PASSED tests/test_x.py::test_a" or "FAILED tests/test_x.py::test_b - Assert...".
+_SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED) (\S+)", re.MULTILINE)
+#: Files up to this size go through the shell in one round trip; larger ones through the engine's archive API.
+INLINE_LIMIT = 64_000
+
+
+class VerifyError(RuntimeError):
+    """The task could not be placed or its checker did not report a reward."""
+
+
+def setup_terminal(sandbox: Sandbox, task: TerminalTask) -> None:
+    """Place the task's files (not its tests) and create its workdir."""
+    sandbox.run(f"mkdir -p {shlex.quote(task.workdir)}")
+    write_files(sandbox, task.files)
+
+
+def write_files(sandbox: Sandbox, files: dict[str, str], root: str = "/") -> None:
+    """Write files (paths absolute or relative to `root`), small ones together in one shell call.
+
+    Each `Sandbox.write_file` is an engine API call (tens of ms); a task places tens of files at every reset.
+    """
+    inline = []
+    for path, content in files.items():
+        target = str(PurePosixPath(root) / path)
+        data = content.encode()
+        if len(data) > INLINE_LIMIT:
+            sandbox.write_file(target, data)
+            continue
+        quoted = shlex.quote(target)
+        encoded = base64.b64encode(data).decode()
+        inline.append(f'mkdir -p -- "$(dirname -- {quoted})" && printf %s {encoded} | base64 -d > {quoted}')
+    if inline:
+        result = sandbox.run(" && ".join(inline))
+        if not result.ok:
+            raise VerifyError(f"could not write the task's files: {result.output[-2000:]}")
+
+
+def grade_terminal(sandbox: Sandbox, task: TerminalTask) -> float:
+    """Copy the hidden tests to /tests, run /tests/test.sh and return the reward it wrote.
+
+    Raises:
+        VerifyError: the checker wrote neither reward.txt nor reward.json.
+    """
+    sandbox.run(f"rm -rf {REWARD_DIR} && mkdir -p {REWARD_DIR}")
+    write_files(sandbox, task.tests)
+    result = sandbox.run(f"cd {shlex.quote(task.workdir)} && bash /tests/test.sh", timeout=task.timeouts.verifier)
+    return read_reward(sandbox, detail=result.output[-2000:])
+
+
+def read_reward(sandbox: Sandbox, detail: str = "") -> float:
+    """The reward a Harbor checker left in /logs/verifier (reward.txt, else the `reward` of reward.json)."""
+    try:
+        return float(str(sandbox.read_file(f"{REWARD_DIR}/reward.txt")).strip())
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:
+        raise VerifyError(f"{REWARD_DIR}/reward.txt does not hold a number: {exc}") from exc
+    try:
+        report = json.loads(sandbox.read_file(f"{REWARD_DIR}/reward.json"))
+    except FileNotFoundError:
+        raise VerifyError(
+            f"the checker wrote no {REWARD_DIR}/reward.txt nor reward.json; its output:\n{detail}"
+        ) from None
+    return float(report["reward"] if isinstance(report, dict) else report)
+
+
+def setup_swe(sandbox: Sandbox, task: SWETask) -> None:
+    """Write a self-contained task's repo_files under workdir and commit them as the base of a git repo.
+
+    Tasks without repo_files (SWE-bench images) already hold their repository; nothing is written.
+    """
+    if not task.repo_files:
+        return
+    write_files(sandbox, task.repo_files, root=task.workdir)
+    result = sandbox.run(f"cd {shlex.quote(task.workdir)} && git init -q && git add -A && {_GIT} commit -qm base")
+    if not result.ok:
+        raise VerifyError(f"could not create the base commit in {task.workdir}: {result.output}")
+
+
+def apply_hidden_tests(sandbox: Sandbox, task: SWETask) -> None:
+    """Write `test_files` and apply `test_patch` in workdir (verification only)."""
+    write_files(sandbox, task.test_files, root=task.workdir)
+    if task.test_patch:
+        apply_patch(sandbox, task.workdir, task.test_patch)
+
+
+def apply_patch(sandbox: Sandbox, workdir: str, patch: str, path: str = "/tmp/rock_gym.patch") -> None:
+    """`git apply` a unified diff in `workdir`; VerifyError with git's message when it does not apply."""
+    sandbox.write_file(path, patch)
+    result = sandbox.run(f"cd {shlex.quote(workdir)} && git apply --whitespace=nowarn {path}")
+    if not result.ok:
+        raise VerifyError(f"patch does not apply in {workdir}: {result.output}")
+
+
+@dataclass
+class SWEGrade:
+    """The outcome of a SWE task's tests.
+
+    Attributes:
+        statuses: pytest node id -> PASSED, FAILED, ERROR, SKIPPED, XFAIL or XPASS, from `pytest -rA`.
+        fail_to_pass: FAIL_TO_PASS ids that passed.
+        pass_to_pass: PASS_TO_PASS ids that passed.
+        resolved: every FAIL_TO_PASS and PASS_TO_PASS id passed.
+    """
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    fail_to_pass: list[str] = field(default_factory=list)
+    pass_to_pass: list[str] = field(default_factory=list)
+    resolved: bool = False
+
+    @property
+    def reward(self) -> float:
+        return 1.0 if self.resolved else 0.0
+
+
+def run_swe_tests(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
+    """Run the task's test command in workdir and grade FAIL_TO_PASS / PASS_TO_PASS (hidden tests not applied)."""
+    command = f"cd {shlex.quote(task.workdir)} && ( {task.resolved_test_command()} ) > {PYTEST_LOG} 2>&1"
+    sandbox.run(command, timeout=timeout)
+    statuses = parse_pytest_summary(str(sandbox.read_file(PYTEST_LOG)))
+    passed = {test_id for test_id, status in statuses.items() if status in ("PASSED", "XFAIL")}
+    grade = SWEGrade(
+        statuses=statuses,
+        fail_to_pass=[test_id for test_id in task.FAIL_TO_PASS if test_id in passed],
+        pass_to_pass=[test_id for test_id in task.PASS_TO_PASS if test_id in passed],
+    )
+    grade.resolved = len(grade.fail_to_pass) == len(task.FAIL_TO_PASS) and len(grade.pass_to_pass) == len(
+        task.PASS_TO_PASS
+    )
+    return grade
+
+
+def grade_swe(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
+    """Apply the hidden tests, then run and grade them."""
+    apply_hidden_tests(sandbox, task)
+    return run_swe_tests(sandbox, task, timeout=timeout)
+
+
+def parse_pytest_summary(log: str) -> dict[str, str]:
+    """Test id -> status from the short summary that `pytest -rA` prints.
+
+    >>> parse_pytest_summary("PASSED t.py::test_a\\nFAILED t.py::test_b - assert 1 == 2")
+    {'t.py::test_a': 'PASSED', 't.py::test_b': 'FAILED'}
+    """
+    return {test_id: status for status, test_id in _SUMMARY.findall(log)}
