@@ -81,11 +81,12 @@ def demo(backend: str, image: str | None) -> None:
             "cd /tmp && export GREETING=hello",
             "echo $GREETING from $(pwd); uname -sr",
             "python3 -c 'import sys; print(sys.version.split()[0])'",
-            "printf 'def add(a, b):\\n    return a + b\\n' > calc.py && python3 -c 'import calc; print(calc.add(2, 3))'",
+            "printf 'def add(a, b):\\n    return a + b\\n' > calc.py",
+            "python3 -c 'import calc; print(calc.add(2, 3))'",
             "ls /nonexistent",
             "sleep 5",
         ]
-        results = sb.run_many(chunk, timeout=[10, 10, 10, 10, 10, 1])
+        results = sb.run_many(chunk, timeout=[10, 10, 10, 10, 10, 10, 1])
         table = Table(title="one chunk of tool calls")
         for column in ("command", "exit", "output", "ms"):
             table.add_column(column)

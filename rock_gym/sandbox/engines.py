@@ -6,6 +6,7 @@ binary, explicit ulimits) live in `container_spec`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -203,10 +204,8 @@ class Engine:
         return f"{repository}:{tag}"
 
     def remove_image(self, image: str) -> None:
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             self.api.remove_image(image, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
 
 def missing_image_message(image: str, backend: str) -> str:

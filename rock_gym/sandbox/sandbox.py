@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -75,10 +76,9 @@ class Sandbox:
             if self.session is not None:
                 self.session.close()
             if self.engine is not None and self.container_id is not None:
-                try:
+                # An engine that is gone leaves the container to `rock-gym gc` once it is back.
+                with contextlib.suppress(docker.errors.DockerException):
                     self.engine.remove(self.container_id)
-                except docker.errors.DockerException:
-                    pass  # the engine is gone; `rock-gym gc` removes the container once it is back
             cleanup.untrack(self)
 
     def __enter__(self) -> Sandbox:

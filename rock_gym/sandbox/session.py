@@ -11,6 +11,7 @@ separate exec); if the shell is the one busy (a builtin loop), it is killed and 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import select
 import socket
@@ -183,10 +184,8 @@ class ShellSession:
 
     def close(self) -> None:
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
             self.sock = None
 
     def restart(self, timeout: float) -> None:
@@ -326,10 +325,9 @@ class ShellSession:
     def _kill_children(self) -> None:
         if self.pid is None:
             return
-        try:
+        # The container may be gone: the next read tells.
+        with contextlib.suppress(Exception):
             self.engine.exec_run(self.container_id, ["bash", "-c", KILL_SESSION_SCRIPT, "kill", str(self.pid)])
-        except Exception:  # noqa: BLE001 - the container may be gone; the next read tells
-            pass
 
     def _kill_shell(self) -> None:
         if self.pid is None:
