@@ -13,6 +13,7 @@ import socket
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -145,14 +146,24 @@ class Engine:
 
     # -- exec -------------------------------------------------------------------------------------------------
 
-    def attach_shell(self, container_id: str) -> tuple[str, socket.socket]:
-        """Start `bash` in the container with stdin attached; return the exec id and the raw stream socket."""
+    def attach_shell(self, container_id: str) -> tuple[str, socket.socket, Callable[[], None]]:
+        """Start `bash` in the container with stdin attached.
+
+        Returns the exec id, the raw stream socket, and a function that releases the stream (socket, file wrapper
+        and HTTP response: the socket's file descriptor is freed only once all three are closed).
+        """
         exec_id = self.api.exec_create(
             container_id, ["bash", "--noprofile", "--norc"], stdin=True, stdout=True, stderr=True, tty=False
         )["Id"]
         stream = self.api.exec_start(exec_id, socket=True)
         raw = getattr(stream, "_sock", stream)
-        return exec_id, raw
+
+        def release() -> None:
+            for closable in (getattr(stream, "_response", None), stream, raw):
+                with contextlib.suppress(Exception):
+                    closable.close()
+
+        return exec_id, raw, release
 
     def exec_exit_code(self, exec_id: str) -> int | None:
         try:

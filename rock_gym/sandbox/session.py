@@ -17,6 +17,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rock_gym.sandbox.engines import Engine
@@ -161,6 +162,7 @@ class ShellSession:
         self.pid: int | None = None
         self.exec_id: str | None = None
         self.sock: socket.socket | None = None
+        self._release: Callable[[], None] = lambda: None
         self.decoder = FrameDecoder()
         self.pending = bytearray()
         self.outbox = bytearray()
@@ -169,7 +171,7 @@ class ShellSession:
 
     def open(self, timeout: float) -> None:
         """Start the shell and wait until it answers; raise SandboxError if it does not within `timeout`."""
-        self.exec_id, self.sock = self.engine.attach_shell(self.container_id)
+        self.exec_id, self.sock, self._release = self.engine.attach_shell(self.container_id)
         self.sock.setblocking(False)
         self.decoder = FrameDecoder()
         self.pending = bytearray()
@@ -184,8 +186,7 @@ class ShellSession:
 
     def close(self) -> None:
         if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.close()
+            self._release()
             self.sock = None
 
     def restart(self, timeout: float) -> None:
