@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
 
 from rock_gym.tasks.model import SWETask, TerminalTask
 
@@ -21,9 +21,8 @@ if TYPE_CHECKING:
 
 REWARD_DIR = "/logs/verifier"
 PYTEST_LOG = "/tmp/rock_gym_pytest.log"
+JUNIT_REPORT = "/tmp/rock_gym_junit.xml"
 _GIT = "git -c user.email=rock-gym@localhost -c user.name=rock-gym"
-#: `pytest -rA` summary lines: "PASSED tests/test_x.py::test_a" or "FAILED tests/test_x.py::test_b - Assert...".
-_SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED) (\S+)", re.MULTILINE)
 #: Files up to this size go through the shell in one round trip; larger ones through the engine's archive API.
 INLINE_LIMIT = 64_000
 
@@ -121,7 +120,7 @@ class SWEGrade:
     """The outcome of a SWE task's tests.
 
     Attributes:
-        statuses: pytest node id -> PASSED, FAILED, ERROR, SKIPPED, XFAIL or XPASS, from `pytest -rA`.
+        statuses: pytest node id -> PASSED, FAILED, ERROR or SKIPPED, from pytest's junit XML report.
         fail_to_pass: FAIL_TO_PASS ids that passed.
         pass_to_pass: PASS_TO_PASS ids that passed.
         resolved: every FAIL_TO_PASS and PASS_TO_PASS id passed.
@@ -138,11 +137,28 @@ class SWEGrade:
 
 
 def run_swe_tests(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
-    """Run the task's test command in workdir and grade FAIL_TO_PASS / PASS_TO_PASS (hidden tests not applied)."""
-    command = f"cd {shlex.quote(task.workdir)} && ( {task.resolved_test_command()} ) > {PYTEST_LOG} 2>&1"
-    sandbox.run(command, timeout=timeout)
-    statuses = parse_pytest_summary(str(sandbox.read_file(PYTEST_LOG)))
-    passed = {test_id for test_id, status in statuses.items() if status in ("PASSED", "XFAIL")}
+    """Run the task's test command in workdir and grade FAIL_TO_PASS / PASS_TO_PASS from pytest's junit report.
+
+    Raises:
+        VerifyError: the tests timed out, or the command left no junit report (it is not a pytest run).
+    """
+    sandbox.run(f"rm -f {JUNIT_REPORT}")
+    command = (
+        f"cd {shlex.quote(task.workdir)} && ( {task.resolved_test_command()} "
+        f"--junitxml={JUNIT_REPORT} -o junit_family=xunit1 ) > {PYTEST_LOG} 2>&1"
+    )
+    result = sandbox.run(command, timeout=timeout)
+    if result.timed_out:
+        raise VerifyError(f"the tests did not finish within {timeout}s")
+    try:
+        report = str(sandbox.read_file(JUNIT_REPORT))
+    except FileNotFoundError:
+        log = str(sandbox.read_file(PYTEST_LOG))[-2000:]
+        raise VerifyError(
+            f"the test command left no junit report (rock_gym grades pytest runs); its output:\n{log}"
+        ) from None
+    statuses = parse_junit(report)
+    passed = {test_id for test_id, status in statuses.items() if status == "PASSED"}
     grade = SWEGrade(
         statuses=statuses,
         fail_to_pass=[test_id for test_id in task.FAIL_TO_PASS if test_id in passed],
@@ -154,16 +170,37 @@ def run_swe_tests(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SW
     return grade
 
 
+def parse_junit(report: str) -> dict[str, str]:
+    """pytest node id -> PASSED, FAILED, ERROR or SKIPPED, from a junit XML report written with junit_family=xunit1.
+
+    >>> parse_junit('<testsuites><testsuite><testcase file="t/test_a.py" classname="t.test_a.TestX" name="test_b">'
+    ...             '<failure message="boom"/></testcase></testsuite></testsuites>')
+    {'t/test_a.py::TestX::test_b': 'FAILED'}
+    """
+    statuses: dict[str, str] = {}
+    for case in ElementTree.fromstring(report).iter("testcase"):
+        statuses[_node_id(case)] = _junit_status(case)
+    return statuses
+
+
+def _node_id(case: ElementTree.Element) -> str:
+    path, classname, name = case.get("file", ""), case.get("classname", ""), case.get("name", "")
+    module = path.removesuffix(".py").replace("/", ".")
+    if not path:  # xunit2 reports carry no file: rebuild it from the dotted module
+        module = classname
+        path = classname.replace(".", "/") + ".py"
+    rest = classname[len(module) :].strip(".") if classname.startswith(module) else ""
+    return "::".join([path, *(rest.split(".") if rest else []), name])
+
+
+def _junit_status(case: ElementTree.Element) -> str:
+    for tag, status in (("failure", "FAILED"), ("error", "ERROR"), ("skipped", "SKIPPED")):
+        if case.find(tag) is not None:
+            return status
+    return "PASSED"
+
+
 def grade_swe(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
     """Apply the hidden tests, then run and grade them."""
     apply_hidden_tests(sandbox, task)
     return run_swe_tests(sandbox, task, timeout=timeout)
-
-
-def parse_pytest_summary(log: str) -> dict[str, str]:
-    """Test id -> status from the short summary that `pytest -rA` prints.
-
-    >>> parse_pytest_summary("PASSED t.py::test_a\\nFAILED t.py::test_b - assert 1 == 2")
-    {'t.py::test_a': 'PASSED', 't.py::test_b': 'FAILED'}
-    """
-    return {test_id: status for status, test_id in _SUMMARY.findall(log)}

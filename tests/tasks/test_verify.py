@@ -1,25 +1,73 @@
-from rock_gym.tasks.builtin import unified_diff
-from rock_gym.tasks.verify import parse_pytest_summary
+import subprocess
+import sys
 
-LOG = """\
-============================= test session starts ==============================
-tests/test_core.py ..F                                                   [100%]
-=========================== short test summary info ============================
-PASSED tests/test_core.py::test_clamp_inside
-PASSED tests/test_core.py::TestX::test_y[a-b]
-FAILED tests/test_core.py::test_clamp_above[11] - assert 0 == 10
-ERROR tests/test_other.py::test_setup
-========================= 1 failed, 2 passed in 0.02s ==========================
+import pytest
+
+from rock_gym.tasks.builtin import unified_diff
+from rock_gym.tasks.verify import parse_junit
+
+SAMPLE = """\
+import pytest
+
+def test_passes():
+    assert True
+
+@pytest.mark.parametrize("x", [1, 11])
+def test_param(x):
+    assert x < 10
+
+class TestGroup:
+    def test_in_class(self):
+        assert "a" in "abc"
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup fails")
+
+def test_setup_error(broken):
+    pass
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
 """
 
 
-def test_parse_pytest_summary():
-    assert parse_pytest_summary(LOG) == {
-        "tests/test_core.py::test_clamp_inside": "PASSED",
-        "tests/test_core.py::TestX::test_y[a-b]": "PASSED",
-        "tests/test_core.py::test_clamp_above[11]": "FAILED",
-        "tests/test_other.py::test_setup": "ERROR",
+def test_parse_junit_reads_a_real_pytest_report(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_sample.py").write_text(SAMPLE)
+    report = tmp_path / "junit.xml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "tests",
+            f"--junitxml={report}",
+            "-o",
+            "junit_family=xunit1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert parse_junit(report.read_text()) == {
+        "tests/test_sample.py::test_passes": "PASSED",
+        "tests/test_sample.py::test_param[1]": "PASSED",
+        "tests/test_sample.py::test_param[11]": "FAILED",
+        "tests/test_sample.py::TestGroup::test_in_class": "PASSED",
+        "tests/test_sample.py::test_setup_error": "ERROR",
+        "tests/test_sample.py::test_skipped": "SKIPPED",
     }
+
+
+def test_parse_junit_rejects_garbage():
+    with pytest.raises(Exception, match="syntax|token"):
+        parse_junit("not xml")
 
 
 def test_unified_diff_has_git_header_and_hunk():
