@@ -11,7 +11,7 @@ def register_envs() -> None:
         register(
             id="rock/SWE-v0",
             entry_point="rock_gym.envs.swe:SWEEnv",
-            vector_entry_point="rock_gym.envs.vector:RockVectorEnv",
+            vector_entry_point="rock_gym.envs.vector:SWEVectorEnv",
             nondeterministic=True,  # commands see wall-clock time, and info carries their durations
             disable_env_checker=True,
         )
@@ -19,7 +19,7 @@ def register_envs() -> None:
         register(
             id="rock/Terminal-v0",
             entry_point="rock_gym.envs.terminal:TerminalEnv",
-            vector_entry_point="rock_gym.envs.vector:RockVectorEnv",
+            vector_entry_point="rock_gym.envs.vector:TerminalVectorEnv",
             nondeterministic=True,
             disable_env_checker=True,
         )

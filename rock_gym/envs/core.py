@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
 from rock_gym.sandbox import Sandbox, SandboxConfig, SandboxError
+from rock_gym.sandbox.images import build_from_dockerfile
 from rock_gym.sandbox.session import CommandResult
-from rock_gym.tasks import SWETask, Task, TerminalTask
+from rock_gym.tasks import SWETask, Task, TerminalTask, load
 from rock_gym.tasks import verify as grading
 from rock_gym.tools import Editor, FormatError, ToolCall, ToolError, get_format, list_dir_command, tool_schemas
 from rock_gym.tools import validate_call as validate_tool_call
@@ -52,6 +54,7 @@ class ToolResult:
 class Episode:
     task: Task
     sandbox: Sandbox
+    base_commit: str = "HEAD"
     turn: int = 0
     done: bool = False
     transcript: list[str] = field(default_factory=list)
@@ -70,7 +73,8 @@ class RockEnv(gym.Env[str, str]):
     """A task in a container sandbox; each step runs every tool call of one model turn.
 
     Args:
-        tasks: the tasks to draw from (seeded by `reset(seed=...)`), or pick one with `options={"task_id": ID}`.
+        tasks: the tasks to draw from (seeded by `reset(seed=...)`), or pick one with `options={"task_id": ID}`:
+            a list of tasks or rows, or a path (Harbor task dirs, a JSONL file): see `rock_gym.tasks.load`.
         backend: "docker" or "podman"; engine_url: the engine's address (default: the local socket).
         tool_format: how the model writes tool calls: "hermes", "qwen3_coder" or "openai".
         max_turns: turns before the episode is truncated.
@@ -88,7 +92,7 @@ class RockEnv(gym.Env[str, str]):
 
     def __init__(
         self,
-        tasks: Sequence[Task] | None = None,
+        tasks: str | Path | Iterable[Task | dict[str, Any]] | None = None,
         backend: str = "docker",
         engine_url: str | None = None,
         tool_format: str = "hermes",
@@ -100,7 +104,7 @@ class RockEnv(gym.Env[str, str]):
         sandbox: dict[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.tasks = list(tasks) if tasks is not None else self.default_tasks()
+        self.tasks = load(tasks) if tasks is not None else self.default_tasks()
         if not self.tasks:
             raise ValueError("no tasks given: pass tasks=[...] (see rock_gym.tasks)")
         self.by_id = {task_id(t): t for t in self.tasks}
@@ -132,17 +136,19 @@ class RockEnv(gym.Env[str, str]):
             )
         return f"{task.instruction}\n\nWhen you are done, call `submit`."
 
-    def setup(self, sandbox: Sandbox, task: Task) -> None:
+    def setup(self, sandbox: Sandbox, task: Task) -> str:
+        """Place the task in a started sandbox; returns the base commit that verification restores tests from."""
         if isinstance(task, SWETask):
-            grading.setup_swe(sandbox, task)
-        else:
-            grading.setup_terminal(sandbox, task)
+            return grading.setup_swe(sandbox, task)
+        grading.setup_terminal(sandbox, task)
+        return "HEAD"
 
-    def verify(self, sandbox: Sandbox, task: Task) -> dict[str, Any]:
-        """Run the task's hidden tests; `{"resolved", "reward", "tests", "error"}`."""
+    def verify(self, episode: Episode) -> dict[str, Any]:
+        """Run the task's hidden tests; `{"resolved", "tests", "error"}`."""
+        sandbox, task = episode.sandbox, episode.task
         try:
             if isinstance(task, SWETask):
-                grade = grading.grade_swe(sandbox, task, timeout=task_timeout(task))
+                grade = grading.grade_swe(sandbox, task, timeout=task_timeout(task), base=episode.base_commit)
                 return {"resolved": grade.resolved, "tests": grade.statuses, "error": None}
             reward = grading.grade_terminal(sandbox, task)
             return {"resolved": reward >= 1.0, "tests": {"tests/test.sh": reward}, "error": None}
@@ -162,18 +168,25 @@ class RockEnv(gym.Env[str, str]):
         else:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         config = self.sandbox_base.model_copy(update={"image": task.image, "workdir": task.workdir, "env": task.env})
+        if isinstance(task, TerminalTask) and task.dockerfile:
+            build_from_dockerfile(config, task.dockerfile, dict(task.build_files), task.image)
         sandbox = Sandbox(config).start()
-        try:
-            self.setup(sandbox, task)
-        except BaseException:
-            sandbox.close()
-            raise
+        # The episode holds the sandbox before setup, so that a close() from another thread (Ctrl-C) reaches it.
         self.episode = Episode(task, sandbox)
+        try:
+            self.episode.base_commit = self.setup(sandbox, task)
+        except BaseException:
+            self._close_episode()
+            raise
         observation = printable(self.prompt(task))
         self.episode.transcript.append(f"[task]\n{observation}")
         info = self._reset_info(task, observation)
-        for turn in options.get("prefix", []):
-            observation, info = self._replay(turn, info)
+        try:
+            for turn in options.get("prefix", []):
+                observation, info = self._replay(turn, info)
+        except BaseException:
+            self._close_episode()
+            raise
         return observation, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -284,7 +297,7 @@ class RockEnv(gym.Env[str, str]):
         if ending.error:
             info["error"] = ending.error
         elif terminated or self.verify_on_truncation:
-            verification = self.verify(episode.sandbox, episode.task)
+            verification = self.verify(episode)
             info["verification"] = verification
             if verification["error"]:
                 info["verifier_error"] = verification["error"]

@@ -9,7 +9,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, iterate
 
@@ -28,8 +27,8 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
 
     Args:
         num_envs: how many envs (and, once reset, sandboxes).
-        env_id: the id of the envs; by default the id `make_vec` was called with (see `spec`), or inferred from
-            `tasks` when constructed directly.
+        env_id: the id of the envs; by default the subclass's (`make_vec` builds `SWEVectorEnv` or
+            `TerminalVectorEnv`), or inferred from `tasks` when `RockVectorEnv` is constructed directly.
         autoreset_mode: `AutoresetMode.NEXT_STEP` (default), `SAME_STEP` or `DISABLED`, or their string values.
         max_workers: threads stepping envs at once; default `num_envs`.
         max_episode_steps: an alias of the envs' `max_turns`.
@@ -43,7 +42,8 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
     (2, array(['count-lines-7', 'json-field-3'], dtype=object))
     """
 
-    _spec: EnvSpec | None = None
+    #: The id a subclass's envs have; set by the per-id subclasses registered as vector entry points.
+    default_env_id: str | None = None
 
     def __init__(
         self,
@@ -60,11 +60,10 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
             env_kwargs["max_turns"] = max_episode_steps
         self.num_envs = num_envs
         self.env_kwargs = env_kwargs
-        self.env_id_given = env_id is not None
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.envs: list[RockEnv] = []
         self.executor = cf.ThreadPoolExecutor(max_workers or num_envs, thread_name_prefix="rock-vector-env")
-        self._build(env_id or infer_env_id(env_kwargs.get("tasks")))
+        self._build(env_id or self.default_env_id or infer_env_id(env_kwargs.get("tasks")))
         self._rewards = np.zeros(num_envs, dtype=np.float64)
         self._terminations = np.zeros(num_envs, dtype=np.bool_)
         self._truncations = np.zeros(num_envs, dtype=np.bool_)
@@ -81,18 +80,6 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-    @property  # type: ignore[override]
-    def spec(self) -> EnvSpec | None:
-        return self._spec
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        # make_vec passes a vector entry point no id, only sets `spec` afterwards: build the envs that id names.
-        self._spec = value
-        unstarted = all(env.episode is None for env in self.envs)
-        if value is not None and value.id != self.env_id and not self.env_id_given and unstarted:
-            self._build(value.id)
 
     # -- the VectorEnv API ------------------------------------------------------------------------------------
 
@@ -262,3 +249,15 @@ def per_env_seeds(seed: int | Sequence[int | None] | None, num_envs: int) -> lis
     if len(seed) != num_envs:
         raise ValueError(f"expected {num_envs} seeds, got {len(seed)}")
     return list(seed)
+
+
+class SWEVectorEnv(RockVectorEnv):
+    """`gym.make_vec("rock/SWE-v0", ...)`."""
+
+    default_env_id = "rock/SWE-v0"
+
+
+class TerminalVectorEnv(RockVectorEnv):
+    """`gym.make_vec("rock/Terminal-v0", ...)`."""
+
+    default_env_id = "rock/Terminal-v0"

@@ -39,7 +39,8 @@ class Sandbox:
         self.container_id: str | None = None
         self.session: ShellSession | None = None
         self.startup_seconds: float | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one call (or file transfer) at a time
+        self._close_lock = threading.Lock()
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -68,18 +69,23 @@ class Sandbox:
         return self
 
     def close(self) -> None:
-        """Remove the container and everything in it. Idempotent."""
-        with self._lock:
+        """Remove the container and everything in it. Idempotent.
+
+        Safe to call from another thread while a command runs (Ctrl-C, a vector env shutting down): the container
+        goes first, which ends the command at once; the shell's stream is released once that call has returned.
+        """
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        if self.engine is not None and self.container_id is not None:
+            # An engine that is gone leaves the container to `rock-gym gc` once it is back.
+            with contextlib.suppress(docker.errors.DockerException):
+                self.engine.remove(self.container_id)
+        with self._lock:
             if self.session is not None:
                 self.session.close()
-            if self.engine is not None and self.container_id is not None:
-                # An engine that is gone leaves the container to `rock-gym gc` once it is back.
-                with contextlib.suppress(docker.errors.DockerException):
-                    self.engine.remove(self.container_id)
-            cleanup.untrack(self)
+        cleanup.untrack(self)
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -17,6 +17,7 @@ from rock_gym.tasks.model import (
     parse_tasks,
     read_jsonl,
 )
+from rock_gym.tasks.sources import load
 from rock_gym.tasks.terminal import FAMILIES, get_family, register_family, terminal_tasks
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Variant",
     "builtin_swe_tasks",
     "get_family",
+    "load",
     "parse_task",
     "parse_tasks",
     "read_jsonl",

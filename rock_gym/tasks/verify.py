@@ -87,24 +87,53 @@ def read_reward(sandbox: Sandbox, detail: str = "") -> float:
     return float(report["reward"] if isinstance(report, dict) else report)
 
 
-def setup_swe(sandbox: Sandbox, task: SWETask) -> None:
+def setup_swe(sandbox: Sandbox, task: SWETask) -> str:
     """Write a self-contained task's repo_files under workdir and commit them as the base of a git repo.
 
     Tasks without repo_files (SWE-bench images) already hold their repository; nothing is written.
+
+    Returns:
+        the base commit's sha (what verification restores test files from, whatever the agent commits later).
     """
-    if not task.repo_files:
-        return
-    write_files(sandbox, task.repo_files, root=task.workdir)
-    result = sandbox.run(f"cd {shlex.quote(task.workdir)} && git init -q && git add -A && {_GIT} commit -qm base")
-    if not result.ok:
-        raise VerifyError(f"could not create the base commit in {task.workdir}: {result.output}")
+    workdir = shlex.quote(task.workdir)
+    if task.repo_files:
+        write_files(sandbox, task.repo_files, root=task.workdir)
+        result = sandbox.run(f"cd {workdir} && git init -q && git add -A && {_GIT} commit -qm base")
+        if not result.ok:
+            raise VerifyError(f"could not create the base commit in {task.workdir}: {result.output}")
+    head = sandbox.run(f"git -C {workdir} rev-parse HEAD")
+    return head.output.strip() if head.ok else task.base_commit or "HEAD"
 
 
-def apply_hidden_tests(sandbox: Sandbox, task: SWETask) -> None:
-    """Write `test_files` and apply `test_patch` in workdir (verification only)."""
+def apply_hidden_tests(sandbox: Sandbox, task: SWETask, base: str = "HEAD") -> None:
+    """Write `test_files` and apply `test_patch` in workdir (verification only), over whatever the agent left."""
     write_files(sandbox, task.test_files, root=task.workdir)
     if task.test_patch:
+        restore_paths(sandbox, task.workdir, patched_paths(task.test_patch), base)
         apply_patch(sandbox, task.workdir, task.test_patch)
+
+
+def patched_paths(patch: str) -> list[str]:
+    """The files a unified diff touches (its `diff --git a/X b/X` headers, else its `+++ b/X` lines).
+
+    >>> patched_paths("diff --git a/tests/t.py b/tests/t.py\\n--- a/tests/t.py\\n+++ b/tests/t.py\\n")
+    ['tests/t.py']
+    """
+    paths = [line.split(" b/", 1)[1] for line in patch.splitlines() if line.startswith("diff --git a/")]
+    if not paths:
+        paths = [line[6:] for line in patch.splitlines() if line.startswith("+++ b/")]
+    return sorted(set(paths))
+
+
+def restore_paths(sandbox: Sandbox, workdir: str, paths: list[str], base: str = "HEAD") -> None:
+    """Put `paths` back as the base commit has them (files the base lacks are removed), undoing agent edits."""
+    if not paths:
+        return
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    sandbox.run(
+        f"cd {shlex.quote(workdir)} && for f in {quoted}; do "
+        f'git checkout -q {shlex.quote(base)} -- "$f" 2>/dev/null || rm -rf -- "$f"; done'
+    )
 
 
 def apply_patch(sandbox: Sandbox, workdir: str, patch: str, path: str = "/tmp/rock_gym.patch") -> None:
@@ -200,7 +229,7 @@ def _junit_status(case: ElementTree.Element) -> str:
     return "PASSED"
 
 
-def grade_swe(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
-    """Apply the hidden tests, then run and grade them."""
-    apply_hidden_tests(sandbox, task)
+def grade_swe(sandbox: Sandbox, task: SWETask, timeout: float = 300.0, base: str = "HEAD") -> SWEGrade:
+    """Apply the hidden tests (restoring test files from `base`), then run and grade them."""
+    apply_hidden_tests(sandbox, task, base)
     return run_swe_tests(sandbox, task, timeout=timeout)

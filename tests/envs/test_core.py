@@ -91,8 +91,12 @@ def test_reset_gives_prompt_tools_and_messages(swe_env):
 def test_one_step_runs_every_call_of_the_turn_in_order(fmt):
     env = gym.make("rock/Terminal-v0", backend="docker", tool_format=fmt)
     env.reset(seed=0)
-    action = act(("bash", {"command": "cd /tmp && echo one > f"}), ("bash", {"command": "cat f; pwd"}),
-                 ("bash", {"command": "exit_code_test() { return 3; }; exit_code_test"}), fmt=fmt)
+    action = act(
+        ("bash", {"command": "cd /tmp && echo one > f"}),
+        ("bash", {"command": "cat f; pwd"}),
+        ("bash", {"command": "exit_code_test() { return 3; }; exit_code_test"}),
+        fmt=fmt,
+    )
     obs, reward, terminated, truncated, info = env.step(action)
     env.close()
     assert (reward, terminated, truncated) == (0.0, False, False)
@@ -126,8 +130,16 @@ def test_timeout_and_truncation_marks_in_the_observation():
         (act(("bash", {"command": "x" * 1_100_000})), "over the limit of 200000"),
         ("<tool_call>" * 300_000, "over the limit of 200000"),
     ],
-    ids=["plain-text", "bad-json", "unknown-tool", "missing-arg", "wrong-type", "editor-missing-path", "huge-arg",
-         "huge-turn"],
+    ids=[
+        "plain-text",
+        "bad-json",
+        "unknown-tool",
+        "missing-arg",
+        "wrong-type",
+        "editor-missing-path",
+        "huge-arg",
+        "huge-turn",
+    ],
 )
 def test_bad_actions_explain_themselves_and_count_as_turns(swe_env, action, expected):
     swe_env.reset(seed=0)
@@ -141,14 +153,20 @@ def test_bad_actions_explain_themselves_and_count_as_turns(swe_env, action, expe
 @pytest.mark.container
 def test_editor_tool_edits_files_in_the_sandbox(swe_env):
     swe_env.reset(seed=0)
-    obs, *_, info = swe_env.step(act(
-        ("str_replace_editor", {"command": "create", "path": "/testbed/new.py", "file_text": "x = 1\n"}),
-        ("str_replace_editor", {"command": "str_replace", "path": "/testbed/new.py", "old_str": "x = 1",
-                                "new_str": "x = 2"}),
-        ("str_replace_editor", {"command": "str_replace", "path": "/testbed/new.py", "old_str": "nope",
-                                "new_str": "y"}),
-        ("bash", {"command": "cat /testbed/new.py"}),
-    ))
+    obs, *_, info = swe_env.step(
+        act(
+            ("str_replace_editor", {"command": "create", "path": "/testbed/new.py", "file_text": "x = 1\n"}),
+            (
+                "str_replace_editor",
+                {"command": "str_replace", "path": "/testbed/new.py", "old_str": "x = 1", "new_str": "x = 2"},
+            ),
+            (
+                "str_replace_editor",
+                {"command": "str_replace", "path": "/testbed/new.py", "old_str": "nope", "new_str": "y"},
+            ),
+            ("bash", {"command": "cat /testbed/new.py"}),
+        )
+    )
     assert [r["error"] for r in info["tool_results"]] == [False, False, True, False]
     assert info["tool_results"][3]["output"] == "x = 2\n"
     assert "[3] str_replace_editor (error)" in obs and "no match" in obs.lower()
@@ -214,8 +232,15 @@ def test_edited_or_deleted_tests_gain_nothing():
     env.reset(seed=0)
     cheats = []
     for path in task.test_files:
-        cheats.append(("bash", {"command": f"mkdir -p $(dirname {task.workdir}/{path}) && "
-                                           f"printf 'def test_ok():\\n    assert True\\n' > {task.workdir}/{path}"}))
+        cheats.append(
+            (
+                "bash",
+                {
+                    "command": f"mkdir -p $(dirname {task.workdir}/{path}) && "
+                    f"printf 'def test_ok():\\n    assert True\\n' > {task.workdir}/{path}"
+                },
+            )
+        )
     cheats.append(("bash", {"command": f"rm -rf {task.workdir}/tests"}))
     env.step(act(*cheats))
     obs, reward, terminated, truncated, info = env.step(act(("submit", {})))
@@ -226,8 +251,9 @@ def test_edited_or_deleted_tests_gain_nothing():
 
 @pytest.mark.container
 def test_verifier_timeout_is_flagged_not_a_plain_failure():
-    hang = TerminalTask(task_id="hangs", instruction="Do nothing.", tests={"tests/test.sh": "sleep 60\n"},
-                        timeouts={"verifier": 1})
+    hang = TerminalTask(
+        task_id="hangs", instruction="Do nothing.", tests={"tests/test.sh": "sleep 60\n"}, timeouts={"verifier": 1}
+    )
     env = gym.make("rock/Terminal-v0", tasks=[hang], backend="docker")
     env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(act(("submit", {})))

@@ -62,11 +62,11 @@ def test_make_vec_steps_concurrently_and_close_removes_containers(backend: str) 
         envs.close()
         envs.close()
     assert containers_of(backend, os.getpid()) == []
-    # make_vec names no id to the vector entry point: the envs follow the spec it sets afterwards
+    # each id has its own vector entry point, so the envs follow the id make_vec was called with
     default = gym.make_vec("rock/Terminal-v0", num_envs=2, backend=backend)
     assert (
         type(default.envs[0]).__name__ == "TerminalEnv"
-        and repr(default) == "RockVectorEnv(rock/Terminal-v0, num_envs=2)"
+        and repr(default) == "TerminalVectorEnv(rock/Terminal-v0, num_envs=2)"
     )
     default.close()
 
