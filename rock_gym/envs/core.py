@@ -12,10 +12,10 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from rock_gym.sandbox import Sandbox, SandboxConfig, SandboxError
-from rock_gym.sandbox.images import build_from_dockerfile
 from rock_gym.sandbox.session import CommandResult
 from rock_gym.tasks import SWETask, Task, TerminalTask, load
 from rock_gym.tasks import verify as grading
+from rock_gym.tasks.build import build_task_image
 from rock_gym.tools import Editor, FormatError, ToolCall, ToolError, get_format, list_dir_command, tool_schemas
 from rock_gym.tools import validate_call as validate_tool_call
 
@@ -169,7 +169,7 @@ class RockEnv(gym.Env[str, str]):
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         config = self.sandbox_base.model_copy(update={"image": task.image, "workdir": task.workdir, "env": task.env})
         if isinstance(task, TerminalTask) and task.dockerfile:
-            build_from_dockerfile(config, task.dockerfile, dict(task.build_files), task.image)
+            build_task_image(task, self.sandbox_base)
         sandbox = Sandbox(config).start()
         # The episode holds the sandbox before setup, so that a close() from another thread (Ctrl-C) reaches it.
         self.episode = Episode(task, sandbox)

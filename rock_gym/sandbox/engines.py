@@ -215,7 +215,8 @@ class Engine:
         return f"{repository}:{tag}"
 
     def remove_image(self, image: str) -> None:
-        with contextlib.suppress(docker.errors.ImageNotFound):
+        """Remove an image; one already gone is fine."""
+        with contextlib.suppress(docker.errors.NotFound):  # podman answers a plain 404, docker ImageNotFound
             self.api.remove_image(image, force=True)
 
 

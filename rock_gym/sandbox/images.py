@@ -6,16 +6,12 @@ engine API (so it also works for a remote engine).
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import docker.errors
 
 from rock_gym.sandbox.config import DEFAULT_IMAGE, SandboxConfig
 from rock_gym.sandbox.engines import Engine
@@ -111,43 +107,3 @@ def build_base_image(
     tarball, built = rootfs_tarball(suite, rebuild=force)
     import_rootfs(engine, tarball, image)
     return BuildReport(image, backend, built_rootfs=built, imported=True)
-
-
-def build_from_dockerfile(
-    config: SandboxConfig, dockerfile: str, files: dict[str, str | bytes], tag: str, timeout: float = 600.0
-) -> str:
-    """Build `tag` from a Dockerfile and its context files through the engine API (no-op when it exists).
-
-    Builds run with networking off: a Dockerfile that downloads (apt-get, pip) fails here with the engine's message.
-    """
-    engine = Engine.connect(config)
-    if engine.has_image(tag):
-        return tag
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, content in {**files, "Dockerfile": dockerfile}.items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(name.lstrip("/"))
-            info.size, info.mode = len(data), 0o755 if name.endswith(".sh") else 0o644
-            tar.addfile(info, io.BytesIO(data))
-    try:
-        stream = engine.api.build(
-            fileobj=context.getvalue(),
-            custom_context=True,
-            tag=tag,
-            rm=True,
-            forcerm=True,
-            network_mode="none",
-            decode=True,
-            timeout=timeout,
-        )
-        log = []
-        for chunk in stream:
-            if "error" in chunk:
-                raise SandboxError(f"building {tag} failed: {chunk['error'].strip()}\n{''.join(log)[-2000:]}")
-            log.append(chunk.get("stream", ""))
-    except docker.errors.APIError as exc:
-        raise SandboxError(f"building {tag} failed: {exc}") from exc
-    if not engine.has_image(tag):
-        raise SandboxError(f"building {tag} produced no image; build log:\n{''.join(log)[-2000:]}")
-    return tag

@@ -132,10 +132,14 @@ def _environment(env_dir: Path, toml_image: str | None) -> dict[str, Any]:
         if not toml_image:
             raise TaskError(f"{env_dir.parent}: no image: add environment/Dockerfile or [environment] docker_image")
         return {"image": toml_image, "files": {_dest_in("/", rel): text for rel, text in context.items()}}
-    instructions = _instructions(dockerfile)
+    instructions = dockerfile_instructions(dockerfile)
     if any(name not in PLAIN_INSTRUCTIONS for name, _ in instructions):
         tag = toml_image or f"rock-gym/task-{env_dir.parent.name.lower()}:latest"
-        return {"image": tag, "dockerfile": dockerfile, "build_files": context}
+        workdir = "/"
+        for name, args in instructions:  # the shell starts where the built image's WORKDIR leaves it
+            if name == "WORKDIR":
+                workdir = str(PurePosixPath(workdir) / args.strip())
+        return {"image": tag, "workdir": workdir, "dockerfile": dockerfile, "build_files": context}
     return _plain_environment(instructions, context, toml_image, env_dir)
 
 
@@ -158,7 +162,7 @@ def _plain_environment(
     return {"image": image, "workdir": workdir, "env": env, "files": files}
 
 
-def _instructions(dockerfile: str) -> list[tuple[str, str]]:
+def dockerfile_instructions(dockerfile: str) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, comments dropped and continuation lines joined."""
     joined = dockerfile.replace("\\\n", " ")
     pairs = []
@@ -179,6 +183,11 @@ def _env_pairs(args: str) -> dict[str, str]:
 
 def _copy_dest(rel: str, copies: list[list[str]], workdir: str) -> str:
     """Where a build-context file lands: through the COPY that names it, else under workdir."""
+    return copy_destination(rel, copies, workdir) or _dest_in(workdir, rel)
+
+
+def copy_destination(rel: str, copies: list[list[str]], workdir: str) -> str | None:
+    """Where the COPY lines `copies` (their words) put the build-context file `rel`; None when none names it."""
     for words in copies:
         *sources, dest = words
         for source in sources:
@@ -187,7 +196,7 @@ def _copy_dest(rel: str, copies: list[list[str]], workdir: str) -> str:
                 return _dest_in(workdir, dest + PurePosixPath(rel).name if dest.endswith("/") else dest)
             if source == "" or rel.startswith(source + "/"):
                 return _dest_in(workdir, str(PurePosixPath(dest) / rel[len(source) :].lstrip("/")))
-    return _dest_in(workdir, rel)
+    return None
 
 
 def _dest_in(workdir: str, path: str) -> str:
