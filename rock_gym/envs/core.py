@@ -211,7 +211,7 @@ class RockEnv(gym.Env[str, str]):
         episode.transcript.append(f"[turn {episode.turn}]\n{action}\n[observation]\n{observation}")
         return observation, reward, terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode != "ansi":
             return None
         return "\n\n".join(self.episode.transcript) if self.episode else ""

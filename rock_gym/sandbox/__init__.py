@@ -3,6 +3,8 @@
 The sandbox layer imports nothing from envs, tasks or learners.
 """
 
+from typing import TYPE_CHECKING
+
 from rock_gym.sandbox.config import DEFAULT_IMAGE, SandboxConfig
 from rock_gym.sandbox.errors import (
     EngineUnavailableError,
@@ -11,6 +13,11 @@ from rock_gym.sandbox.errors import (
     SandboxError,
     SandboxStartError,
 )
+
+if TYPE_CHECKING:  # at run time these load lazily (see __getattr__), so that docker loads only when used
+    from rock_gym.sandbox.pool import SandboxPool
+    from rock_gym.sandbox.sandbox import Sandbox
+    from rock_gym.sandbox.session import CommandResult
 
 __all__ = [
     "DEFAULT_IMAGE",

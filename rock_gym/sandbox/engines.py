@@ -160,8 +160,9 @@ class Engine:
 
         def release() -> None:
             for closable in (getattr(stream, "_response", None), stream, raw):
-                with contextlib.suppress(Exception):
-                    closable.close()
+                if closable is not None:
+                    with contextlib.suppress(Exception):
+                        closable.close()
 
         return exec_id, raw, release
 
