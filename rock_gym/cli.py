@@ -101,6 +101,39 @@ def demo(backend: str, image: str | None) -> None:
         )
 
 
+@main.command("plugins")
+def plugins_command() -> None:
+    """List learners, task sources, tool formats and policies, the plugin that gave each, and failed plugins."""
+    import warnings
+
+    from rock_gym.plugins import KINDS, PluginError, get_plugin_manager
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the failures are shown in their own table below
+        pm = get_plugin_manager()
+    table = Table(title="rock_gym plugins")
+    for column in ("kind", "name", "plugin", "description"):
+        table.add_column(column)
+    for kind in KINDS:
+        try:
+            entries = list(pm.registry(kind))
+        except PluginError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            sys.exit(1)
+        for entry in entries:
+            plugin = " ".join(filter(None, [entry.plugin, pm.distributions.get(entry.plugin, "")]))
+            table.add_row(entry.kind, entry.name, plugin, entry.description)
+    console.print(table)
+    if pm.failures:
+        failed = Table(title="plugins that failed to load")
+        for column in ("entry point", "value", "error"):
+            failed.add_column(column)
+        for failure in pm.failures:
+            error = f"{type(failure.error).__name__}: {failure.error}"
+            failed.add_row(failure.entry_point.name, failure.entry_point.value, error)
+        console.print(failed)
+
+
 def _fail_clearly(action):  # type: ignore[no-untyped-def]
     """Run `action`; turn the sandbox layer's errors into a one-line message and exit status 1."""
     from rock_gym.sandbox.errors import SandboxError

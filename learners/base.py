@@ -1,0 +1,91 @@
+"""What every learner is: a config dataclass (every field documented) beside a class with `train` and `save`.
+
+The conventions, CleanRL / TRL style:
+- A learner's config is a dataclass subclassing `LearnerConfig`; each field has a default and a docstring right below
+  it saying what it is and its unit. Readable top to bottom, no hidden defaults elsewhere.
+- The learner class names its config in `config_class`, takes the config in `__init__`, and is built from keyword
+  arguments (`learners.make("NAME", field=value, ...)`) by `from_kwargs`, which rejects unknown names.
+- `train(updates)` runs that many updates and returns one dict of float metrics per update; `save(path)` writes what
+  is needed to continue or evaluate; `close()` releases environments and engines.
+
+Examples:
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class CountConfig(LearnerConfig):
+    ...     step: int = 1
+    ...     '''How much each update adds.'''
+    >>> class Count(Learner):
+    ...     config_class = CountConfig
+    ...     def train(self, updates):
+    ...         return [{"update": float(i), "value": float(self.config.step * (i + 1))} for i in range(updates)]
+    ...     def save(self, path):
+    ...         pass
+    >>> Count.from_kwargs(step=2).train(2)
+    [{'update': 0.0, 'value': 2.0}, {'update': 1.0, 'value': 4.0}]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+
+@dataclass
+class LearnerConfig:
+    """Fields every learner has; a learner's own config subclasses this and adds its own, each documented."""
+
+    env_id: str = "rock/Terminal-v0"
+    """Gymnasium id of the environment to train in (`rock/Terminal-v0`, `rock/SWE-v0`)."""
+    backend: str = "docker"
+    """Container engine the environment's sandboxes run on: "docker" or "podman"."""
+    seed: int = 0
+    """Seed of the learner's sampling and of the environment resets."""
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Self:
+        """The config with these fields set; an unknown name is an error listing the known ones."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            raise TypeError(f"{cls.__name__} has no field {names}: known are {', '.join(known)}")
+        return cls(**kwargs)
+
+
+class Learner(ABC):
+    """Trains a policy in an environment, one update at a time.
+
+    Attributes:
+        config_class: the learner's config dataclass.
+        config: this learner's config.
+    """
+
+    config_class: ClassVar[type[LearnerConfig]] = LearnerConfig
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Self:
+        """The learner with `config_class(**kwargs)` (unknown names rejected)."""
+        return cls(cls.config_class.from_kwargs(**kwargs))
+
+    @abstractmethod
+    def train(self, updates: int) -> list[dict[str, float]]:
+        """Run `updates` updates; one dict of metrics (mean reward, loss, ...) per update."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write the learner's state (weights or parameters, and its config) to `path`."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most learners hold an env, some hold nothing
+        """Release environments, sandboxes and engines (nothing by default)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
