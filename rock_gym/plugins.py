@@ -188,8 +188,23 @@ class PluginManager(pluggy.PluginManager):
         self._registries: dict[str, Registry] = {}
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register `plugin`; unlike plain pluggy, a `@hookimpl` matching no spec (a misspelling) is an error."""
         self._registries.clear()
-        return super().register(plugin, name)
+        registered = super().register(plugin, name)
+        unknown = [
+            caller.name
+            for caller in self.get_hookcallers(plugin) or []
+            if not caller.has_spec()
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and not impl.optionalhook
+        ]
+        if unknown:
+            self.unregister(plugin)
+            known = ", ".join(spec for spec, _ in KINDS.values())
+            raise pluggy.PluginValidationError(
+                plugin, f"plugin {registered!r} implements unknown hooks {', '.join(unknown)}: known are {known}"
+            )
+        return registered
 
     def unregister(self, plugin: Any | None = None, name: str | None = None) -> Any | None:
         self._registries.clear()
