@@ -42,6 +42,13 @@ class SandboxConfig(BaseModel):
     cpus: float = Field(1.0, gt=0, le=64, description="CPU limit in cores.")
     memory: str = Field("1g", pattern=r"^\d+[bkmgBKMG]?$", description="Memory limit (swap included), e.g. 1g.")
     pids_limit: int = Field(256, ge=16, description="Most processes (and threads) alive at once in the sandbox.")
+    disk: str | None = Field(
+        "10g",
+        pattern=r"^\d+[bkmgBKMG]?$",
+        description="Most bytes the sandbox may add to its filesystem, e.g. 10g; None: unbounded. Applied where the "
+        "engine's storage can bound a container (btrfs with quotas, or overlay on xfs with pquota: `scripts/setup` "
+        "makes it so on a fresh machine); elsewhere a warning is logged once and the disk is unbounded.",
+    )
     network: Literal["none", "bridge"] = Field("none", description="Networking; off unless a user opts in.")
     output_limit: int = Field(64_000, ge=256, description="Most bytes of output kept per call (head and tail).")
     timeout: float = Field(60.0, gt=0, description="Default per-call timeout in seconds.")

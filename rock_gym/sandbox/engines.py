@@ -2,12 +2,16 @@
 
 Podman serves the same API from `podman system service`, so one client class covers both; the differences (init
 binary, explicit ulimits) live in `container_spec`.
+
+The disk bound is the engine's `storage_opt size`, which only some storage can enforce: btrfs with quotas (both
+engines, through the API) and overlay on xfs mounted with `pquota`. `Engine.disk_driver` finds out once per engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 import tarfile
@@ -19,6 +23,7 @@ from typing import Any
 import docker
 import docker.errors
 from docker.types import Ulimit
+from docker.utils import parse_bytes
 
 from rock_gym.sandbox.config import DEFAULT_IMAGE, SHELL_CAPABILITIES, SandboxConfig
 from rock_gym.sandbox.errors import EngineUnavailableError, ImageNotFoundError, SandboxError
@@ -27,6 +32,12 @@ LABEL = "rock_gym"
 LABEL_OWNER_PID = "rock_gym.owner_pid"
 LABEL_OWNER_HOST = "rock_gym.owner_host"
 LABEL_OWNER_START = "rock_gym.owner_start"
+
+#: What both engines answer when asked for a size on storage that cannot enforce it.
+NO_DISK_QUOTA = "--storage-opt is supported only for"
+_UNKNOWN = "?"
+
+log = logging.getLogger(__name__)
 
 _START_HINTS = {
     "docker": "start it with `dockerd &` (or run `bash scripts/setup`)",
@@ -71,6 +82,7 @@ class Engine:
                 f"cannot reach the {backend} engine at {url}: {_START_HINTS[backend]}; or set engine_url. ({exc})"
             ) from exc
         self.api = self.client.api
+        self._disk_driver: str | None = _UNKNOWN
 
     @classmethod
     def connect(cls, config: SandboxConfig) -> Engine:
@@ -99,6 +111,7 @@ class Engine:
             init=True,
             # Podman on hybrid cgroups cannot raise rlimits: set them explicitly, at or below the host's.
             ulimits=[Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=4096, hard=4096)],
+            storage_opt=self.storage_opt(config),
         )
         return {
             "image": config.image,
@@ -115,13 +128,59 @@ class Engine:
     def create(self, config: SandboxConfig) -> str:
         """Create (not start) a sandbox container and return its id."""
         try:
-            return self.api.create_container(**self.container_spec(config))["Id"]
+            try:
+                return self.api.create_container(**self.container_spec(config))["Id"]
+            except docker.errors.APIError as exc:
+                if NO_DISK_QUOTA not in str(exc) or self.disk_driver() is None:
+                    raise
+                self._no_disk_quota(f"its storage refused the size: {exc.explanation or exc}")
+                return self.api.create_container(**self.container_spec(config))["Id"]
         except docker.errors.ImageNotFound as exc:
             raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
         except docker.errors.APIError as exc:
             if "no such image" in str(exc).lower() or "image not known" in str(exc).lower():
                 raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
             raise SandboxError(f"{self.backend} could not create a container from {config.image}: {exc}") from exc
+
+    # -- disk bound -------------------------------------------------------------------------------------------
+
+    def disk_driver(self) -> str | None:
+        """The storage driver when it can bound a container's disk (btrfs, or overlay on xfs), else None."""
+        if self._disk_driver == _UNKNOWN:
+            info = self.api.info()
+            driver = str(info.get("Driver", ""))
+            backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+            if driver == "btrfs" or (driver.startswith("overlay") and backing == "xfs"):
+                self._disk_driver = driver
+            else:
+                self._no_disk_quota(f"its storage is {driver} on {backing or 'an unknown filesystem'}")
+        return self._disk_driver
+
+    def disk_bounded(self, config: SandboxConfig) -> bool:
+        """Whether sandboxes made from `config` on this engine get their disk bound."""
+        return config.disk is not None and self.disk_driver() is not None
+
+    def storage_opt(self, config: SandboxConfig) -> dict[str, str] | None:
+        """The `storage_opt` that bounds the bytes a sandbox adds to its filesystem, or None where it cannot."""
+        if not self.disk_bounded(config):
+            return None
+        size = parse_bytes(str(config.disk))
+        if self._disk_driver == "btrfs":
+            # A btrfs quota counts every byte the container's snapshot refers to, the image's included.
+            with contextlib.suppress(docker.errors.APIError):
+                size += int(self.api.inspect_image(config.image).get("Size") or 0)
+        return {"size": str(size)}
+
+    def _no_disk_quota(self, why: str) -> None:
+        self._disk_driver = None
+        log.warning(
+            "the %s engine at %s cannot bound a sandbox's disk (%s): sandboxes there may fill the host's disk. "
+            "Put its storage on btrfs with quotas (`bash scripts/setup` does so on a machine whose engines are not "
+            "running yet), or set disk=None to silence this.",
+            self.backend,
+            self.url,
+            why,
+        )
 
     def remove(self, container_id: str) -> None:
         """Kill and remove a container; a container already gone is fine."""
