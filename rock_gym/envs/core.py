@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
+from rock_gym.safety import SafetyMonitor
 from rock_gym.sandbox import Sandbox, SandboxConfig, SandboxError
 from rock_gym.sandbox.session import CommandResult
 from rock_gym.tasks import SWETask, Task, TerminalTask, load
@@ -82,6 +83,10 @@ class RockEnv(gym.Env[str, str]):
         failure_reward: reward of a verified, unresolved episode.
         verify_on_truncation: also verify (and reward) when the turn limit truncates the episode.
         sandbox: extra `SandboxConfig` fields (memory, cpus, pids_limit, output_limit, ...).
+        safety: the safety monitor checking each call before it runs (events in `info["safety"]`): default, every
+            category logged; a dict of category -> "log" | "penalize" | "terminate" (and "penalty"); a
+            `SafetyMonitor`; or False for none. A "terminate" call is not run: the episode ends (reason "safety",
+            truncated, unverified). See `rock_gym.safety`.
 
     Observations and actions are `gymnasium.spaces.Text` over printable BMP characters, up to
     `MAX_OBSERVATION_LENGTH` and `MAX_ACTION_LENGTH` characters.
@@ -103,6 +108,7 @@ class RockEnv(gym.Env[str, str]):
         verify_on_truncation: bool = True,
         sandbox: dict[str, Any] | None = None,
         render_mode: str | None = None,
+        safety: SafetyMonitor | dict[str, Any] | bool | None = None,
     ) -> None:
         self.tasks = load(tasks) if tasks is not None else self.default_tasks()
         if not self.tasks:
@@ -118,6 +124,7 @@ class RockEnv(gym.Env[str, str]):
         self.failure_reward = failure_reward
         self.verify_on_truncation = verify_on_truncation
         self.render_mode = render_mode
+        self.monitor = SafetyMonitor.from_config(safety)
         self.sandbox_base = SandboxConfig(backend=backend, engine_url=engine_url, **(sandbox or {}))  # type: ignore[arg-type]
         self.action_space = spaces.Text(MAX_ACTION_LENGTH, min_length=0, charset=PRINTABLE)
         self.observation_space = spaces.Text(MAX_OBSERVATION_LENGTH, min_length=0, charset=PRINTABLE)
@@ -206,6 +213,7 @@ class RockEnv(gym.Env[str, str]):
             if ending.error:
                 observation = f"[episode ended: {ending.error}]"
             reward, terminated, truncated = self._finish(ending, info)
+        reward -= info.get("safety_penalty", 0.0)
         info["step_seconds"] = time.perf_counter() - started
         observation = printable(observation)
         episode.transcript.append(f"[turn {episode.turn}]\n{action}\n[observation]\n{observation}")
@@ -226,7 +234,7 @@ class RockEnv(gym.Env[str, str]):
         """Parse and run every call of one turn; returns the calls, their results and whether `submit` came."""
         calls: list[ToolCall] = []
         results: list[ToolResult] = []
-        info.update(tool_calls=[], tool_results=[], format_error=None)
+        info.update(tool_calls=[], tool_results=[], format_error=None, safety=[])
         try:
             if len(action) > MAX_ACTION_LENGTH:
                 raise FormatError(f"your turn has {len(action)} characters, over the limit of {MAX_ACTION_LENGTH}")
@@ -244,11 +252,28 @@ class RockEnv(gym.Env[str, str]):
                 info["format_error"] = exc.message
                 results.append(ToolResult(call.name, exc.message, exit_code=None, error=True))
                 continue
+            if self.monitor is not None:
+                self._check_safety(call, arguments, calls, results, info)
             submitted = call.name == "submit"
             results.append(self._run_call(call.name, arguments))
         info["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in calls]
         info["tool_results"] = [asdict(r) for r in results]
         return calls, results, submitted
+
+    def _check_safety(
+        self, call: ToolCall, arguments: dict[str, Any], calls: list[ToolCall], results: list[ToolResult], info: dict
+    ) -> None:
+        """Record the monitor's events and penalty for a call about to run; block it and end on "terminate"."""
+        assert self.monitor is not None
+        review = self.monitor.review({"name": call.name, "arguments": arguments}, self._require_episode().task.workdir)
+        info["safety"] += [event.to_dict() for event in review.events]
+        if review.penalty:
+            info["safety_penalty"] = info.get("safety_penalty", 0.0) + review.penalty
+        if review.blocked:
+            results.append(ToolResult(call.name, review.blocked, exit_code=None, error=True))
+            info["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in calls]
+            info["tool_results"] = [asdict(r) for r in results]
+            raise Ended("safety", error=review.blocked)
 
     def _run_call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         sandbox = self._require_episode().sandbox

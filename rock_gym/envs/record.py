@@ -15,7 +15,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 
 #: `info` keys a step may carry that are copied into the turn's record when present.
-STEP_KEYS = ("format_error", "error", "verifier_error", "ending")
+STEP_KEYS = ("format_error", "error", "verifier_error", "ending", "safety")
 #: `info` keys copied onto the episode's record from the step that ended it.
 ENDING_KEYS = ("verification", "error", "verifier_error", "ending")
 
@@ -25,8 +25,9 @@ class RecordTrajectory(gym.Wrapper):
 
     A line holds `task_id`, `seed`, `prefix` (the actions replayed by `reset`), `observation` (what `reset`
     returned), `turns` (per step: `action`, `tool_calls`, `tool_results`, `observation`, `reward`, `terminated`,
-    `truncated`, `step_seconds`, and `format_error`/`error`/`verifier_error`/`ending` when set), `return`,
-    `terminated`, `truncated`, `unfinished`, and from the last step `verification`, `error`, `verifier_error`.
+    `truncated`, `step_seconds`, `safety` (the safety monitor's events), and `format_error`/`error`/
+    `verifier_error`/`ending` when set), `return`, `terminated`, `truncated`, `unfinished`, and from the last step
+    `verification`, `error`, `verifier_error`.
 
     Put it outside `TimeLimit` to see the limit's truncations; inside, such an episode is written as unfinished at
     the next `reset` or `close`.
