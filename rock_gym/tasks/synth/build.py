@@ -50,6 +50,12 @@ PYTHON_VERSION = "3.11"
 BASELINE_FILE = "/rock_gym/baseline.json"
 SUITE_REPORT = "/tmp/rock_gym_suite.xml"
 SUITE_LOG = "/tmp/rock_gym_suite.log"
+#: Environment of every suite run, also kept in the image: no bytecode (a mutated module is never shadowed by a stale
+#: .pyc of the same size and mtime) and one hash seed (parametrized ids built from sets keep their order, so a test
+#: has the same node id in every run).
+RUN_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+#: Bump when the baseline a build records changes meaning (node ids, statuses): older images are then rebuilt.
+RECORD_VERSION = 1
 PIP_TIMEOUT = 600.0
 
 
@@ -88,6 +94,7 @@ class ProjectImage:
     def record(self) -> dict[str, Any]:
         """What the image stores in BASELINE_FILE."""
         return {
+            "version": RECORD_VERSION,
             "image": self.image,
             "project": self.spec.requirement,
             "spec_digest": self.spec.digest(),
@@ -227,11 +234,9 @@ def unpack_sdist(archive: Path, destination: Path) -> Path:
 
 
 def suite_command(spec: ProjectSpec, targets: list[str] | None = None) -> str:
-    """The shell command that runs the spec's suite (or `targets`) in /testbed, writing a junit report and a log.
-
-    Bytecode is never written, so a mutated module is never shadowed by a stale .pyc of the same size and mtime.
-    """
-    env = {"PYTHONDONTWRITEBYTECODE": "1", **spec.env}
+    """The shell command that runs the spec's suite (or `targets`) in /testbed (with RUN_ENV), writing a junit report
+    and a log."""
+    env = {**RUN_ENV, **spec.env}
     exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
     args = [
         *spec.pytest_args,
@@ -337,18 +342,18 @@ def build_project_image(
         backend=backend,  # type: ignore[arg-type]
         engine_url=engine_url,
         workdir=WORKDIR,
-        env=dict(spec.env),
+        env={**RUN_ENV, **spec.env},
         memory="2g",
         timeout=spec.timeout,
     )
     engine = Engine.connect(config)
     if not rebuild and engine.has_image(ref):
         stored = _stored_record(engine, config.model_copy(update={"image": ref}))
-        if stored is not None and stored.get("spec_digest") == spec.digest():
+        if stored is not None and (stored.get("version"), stored.get("spec_digest")) == (RECORD_VERSION, spec.digest()):
             return ProjectImage(
                 ref, spec, stored["baseline"], stored["dropped"], time.monotonic() - started, reused=True
             )
-        log.info("%s exists but was built from another spec: rebuilding it", ref)
+        log.info("%s exists but was built from another spec or rock_gym version: rebuilding it", ref)
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
     sdist = fetch_sdist(spec, cache / "sdists")
     wheels = fetch_test_deps(spec, cache / "wheels")

@@ -9,7 +9,7 @@ name = "humanize"                 # PyPI name (required)
 version = "4.17.0"                # pinned, canonical PEP 440 version (required)
 sdist_sha256 = "1d6a36c4...6ac"   # sha256 of the sdist on PyPI (required): the download is refused otherwise
 source_paths = ["src/humanize"]   # library code, relative to the sdist's root: files or directories (required);
-                                  # bugs are injected only here, never under test_paths
+                                  # bugs are injected only here, never under test_paths (tests may live inside)
 test_paths = ["tests"]            # what pytest is given: directories, files or node ids (default ["tests"])
 env = { PYTHONPATH = "src" }      # environment of every test run (default none)
 test_deps = ["freezegun==1.5.1", "python-dateutil==2.9.0.post0", "six==1.17.0"]

@@ -65,7 +65,7 @@ def test_the_baseline_is_what_passed_twice() -> None:
 def test_the_suite_command_carries_the_specs_env_ignores_and_deselects() -> None:
     spec = spec_for("humanize").model_copy(update={"deselect": ["tests/test_time.py::test_x"]})
     command = suite_command(spec)
-    assert "export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=src &&" in command
+    assert "export PYTHONDONTWRITEBYTECODE=1 PYTHONHASHSEED=0 PYTHONPATH=src &&" in command
     assert "--ignore=tests/test_benchmarks.py" in command
     assert "--deselect=tests/test_time.py::test_x" in command
     assert "-o junit_family=xunit1" in command and command.count(" tests ") == 1
@@ -203,6 +203,8 @@ def test_the_image_holds_the_unpacked_sdist_and_its_baseline_only(project_sandbo
     assert "test_inflection.py" in listing.output and "setup.py" in listing.output
     assert ".git" not in listing.output.split() and "__pycache__" not in listing.output
     assert '"baseline"' in project_sandbox.read_file(BASELINE_FILE)
+    # Agents' and graders' runs in the image get the build's environment.
+    assert project_sandbox.run("echo $PYTHONHASHSEED $PYTHONDONTWRITEBYTECODE").output.split() == ["0", "1"]
 
 
 @pytest.mark.container

@@ -54,7 +54,7 @@ def test_shipped_specs_turn_the_notes_into_fields() -> None:
     assert specs["parse"].pytest_args == ["-o", "addopts="]
     assert specs["python-slugify"].test_deps == ["text-unidecode==1.3"]
     assert specs["inflection"].test_paths == ["test_inflection.py"]
-    assert specs["toolz"].test_paths == ["toolz/tests"]
+    assert specs["toolz"].test_paths == ["toolz/tests", "toolz/sandbox/tests"]
 
 
 def test_defaults_of_a_minimal_entry(tmp_path: Path) -> None:
