@@ -347,7 +347,8 @@ def build_project_image(
         timeout=spec.timeout,
     )
     engine = Engine.connect(config)
-    if not rebuild and engine.has_image(ref):
+    stale = _image_id(engine, ref)
+    if not rebuild and stale is not None:
         stored = _stored_record(engine, config.model_copy(update={"image": ref}))
         if stored is not None and (stored.get("version"), stored.get("spec_digest")) == (RECORD_VERSION, spec.digest()):
             return ProjectImage(
@@ -364,7 +365,28 @@ def build_project_image(
             (Path(tmp) / "wheels").mkdir(exist_ok=True)
             shutil.copy(wheel, Path(tmp) / "wheels" / wheel.name)
         _build(config, spec, project, root, Path(tmp) / "wheels" if wheels else None, started)
+    if stale is not None and stale != _image_id(engine, ref):
+        _remove_unused(engine, stale)
     return project
+
+
+def _image_id(engine: Engine, ref: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(engine.api.inspect_image(ref)["Id"])
+    except docker.errors.NotFound:
+        return None
+
+
+def _remove_unused(engine: Engine, image_id: str) -> None:
+    """Remove the image a rebuild replaced, unless a container still uses it (then `rock-gym gc` may later)."""
+    import docker.errors
+
+    try:
+        engine.api.remove_image(image_id, force=False)
+    except docker.errors.APIError as exc:
+        log.info("kept the replaced image %s: %s", image_id[:19], exc)
 
 
 def _build(

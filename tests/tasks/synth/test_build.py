@@ -237,9 +237,11 @@ def test_a_changed_spec_rebuilds_the_image(built: ProjectImage, docker_engine) -
     ref = built.image.replace("proj-test-inflection", "proj-test-inflection-changed")
     try:
         build_project_image(built.spec, image=ref)
+        replaced = docker_engine.api.inspect_image(ref)["Id"]
         changed = build_project_image(spec, image=ref)
         assert not changed.reused
         assert set(built.baseline) - set(changed.baseline) == {deselected}
+        assert not docker_engine.has_image(replaced)  # the stale image is not left dangling
     finally:
         docker_engine.remove_image(ref)
 
