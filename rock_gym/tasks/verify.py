@@ -206,19 +206,29 @@ def parse_junit(report: str) -> dict[str, str]:
     ...             '<failure message="boom"/></testcase></testsuite></testsuites>')
     {'t/test_a.py::TestX::test_b': 'FAILED'}
     """
-    statuses: dict[str, str] = {}
-    for case in ElementTree.fromstring(report).iter("testcase"):
-        statuses[_node_id(case)] = _junit_status(case)
-    return statuses
+    cases = list(ElementTree.fromstring(report).iter("testcase"))
+    modules = {c.get("file", "").removesuffix(".py").replace("/", ".") for c in cases if c.get("file")}
+    return {_node_id(case, modules): _junit_status(case) for case in cases}
 
 
-def _node_id(case: ElementTree.Element) -> str:
+def _node_id(case: ElementTree.Element, modules: set[str]) -> str:
+    """The pytest node id of a junit testcase.
+
+    `file` names where the test function is defined, which for a test inherited from a class in another file is not
+    the node's own file; then (and for xunit2 reports, which have no `file`) the module is taken from `classname`:
+    the longest prefix that another test's file names, else the parts before the first capitalised one (a class).
+    """
     path, classname, name = case.get("file", ""), case.get("classname", ""), case.get("name", "")
     module = path.removesuffix(".py").replace("/", ".")
-    if not path:  # xunit2 reports carry no file: rebuild it from the dotted module
-        module = classname
-        path = classname.replace(".", "/") + ".py"
-    rest = classname[len(module) :].strip(".") if classname.startswith(module) else ""
+    if path and (classname == module or classname.startswith(module + ".")):
+        rest = classname[len(module) :].strip(".")
+    else:
+        parts = classname.split(".")
+        cut = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in modules), None)
+        if cut is None:
+            cut = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts)) or len(parts)
+        module, rest = ".".join(parts[:cut]), ".".join(parts[cut:])
+        path = module.replace(".", "/") + ".py"
     return "::".join([path, *(rest.split(".") if rest else []), name])
 
 

@@ -74,3 +74,39 @@ def test_unified_diff_has_git_header_and_hunk():
     diff = unified_diff("pkg/a.py", "x = 1\ny = 2\n", "x = 1\ny = 3\n")
     assert diff.splitlines()[:3] == ["diff --git a/pkg/a.py b/pkg/a.py", "--- a/pkg/a.py", "+++ b/pkg/a.py"]
     assert "-y = 2\n+y = 3\n" in diff
+
+
+def test_parse_junit_keeps_inherited_tests_apart(tmp_path):
+    # The same test method inherited by classes in two files: junit's `file` names the mixin's file for both.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "__init__.py").write_text("")
+    (tmp_path / "tests" / "mixin.py").write_text("class Shared:\n    def test_shared(self):\n        assert self.ok\n")
+    (tmp_path / "tests" / "test_a.py").write_text(
+        "from tests.mixin import Shared\n\nclass TestA(Shared):\n    ok = True\n"
+    )
+    (tmp_path / "tests" / "test_b.py").write_text(
+        "from tests.mixin import Shared\n\nclass TestB(Shared):\n    ok = False\n"
+    )
+    report = tmp_path / "junit.xml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "tests",
+            f"--junitxml={report}",
+            "-o",
+            "junit_family=xunit1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert parse_junit(report.read_text()) == {
+        "tests/test_a.py::TestA::test_shared": "PASSED",
+        "tests/test_b.py::TestB::test_shared": "FAILED",
+    }
