@@ -70,6 +70,11 @@ class SWETask(BaseModel):
     repo_files: dict[str, str] = Field(
         default_factory=dict, description="Files written under workdir at reset, for self-contained tasks."
     )
+    setup_patch: str = Field(
+        default="",
+        description="A diff applied in workdir at reset, before the base commit (a synthesized task's bug); the agent "
+        "sees its result, never the diff.",
+    )
     env: dict[str, str] = Field(default_factory=dict)
     expert_turns: ExpertTurns | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="Columns of the source row this model ignores.")

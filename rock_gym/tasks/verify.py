@@ -88,17 +88,26 @@ def read_reward(sandbox: Sandbox, detail: str = "") -> float:
 
 
 def setup_swe(sandbox: Sandbox, task: SWETask) -> str:
-    """Write a self-contained task's repo_files under workdir and commit them as the base of a git repo.
+    """Prepare workdir for an episode and return the base commit's sha.
 
-    Tasks without repo_files (SWE-bench images) already hold their repository; nothing is written.
+    Self-contained tasks (`repo_files`) and tasks built on a project image without git history (`setup_patch`,
+    hidden `test_files` present in the image) get their files written, the setup patch applied, the hidden test files
+    removed, and a fresh git repo whose single base commit is what the agent sees. SWE-bench images already hold
+    their repository at `base_commit`; nothing is changed.
 
     Returns:
         the base commit's sha (what verification restores test files from, whatever the agent commits later).
     """
     workdir = shlex.quote(task.workdir)
-    if task.repo_files:
+    if task.repo_files or task.setup_patch:
         write_files(sandbox, task.repo_files, root=task.workdir)
-        result = sandbox.run(f"cd {workdir} && git init -q && git add -A && {_GIT} commit -qm base")
+        if task.setup_patch:
+            apply_patch(sandbox, task.workdir, task.setup_patch, path="/tmp/rock_gym_setup.patch")
+            sandbox.run("rm -f /tmp/rock_gym_setup.patch")
+        if task.test_files:
+            hidden = " ".join(shlex.quote(path) for path in task.test_files)
+            sandbox.run(f"cd {workdir} && rm -f -- {hidden}")
+        result = sandbox.run(f"cd {workdir} && rm -rf .git && git init -q && git add -A && {_GIT} commit -qm base")
         if not result.ok:
             raise VerifyError(f"could not create the base commit in {task.workdir}: {result.output}")
     head = sandbox.run(f"git -C {workdir} rev-parse HEAD")
