@@ -134,6 +134,66 @@ def plugins_command() -> None:
         console.print(failed)
 
 
+@main.command("eval")
+@click.option("--env", "env_id", default="rock/Terminal-v0", show_default=True, help="Gymnasium id of the env.")
+@click.option("--tasks", default=None, help="Tasks: a JSONL file or Harbor task dir(s) (default: the env's own).")
+@click.option("--policy", required=True, help="hf:PATH, vllm:PATH, openai:URL or expert.")
+@click.option("--model", default=None, help="Model name to ask an openai: server for (default: its first).")
+@click.option("--episodes", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--num-envs", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--backend", type=BACKENDS, default="docker", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-turns", default=None, type=click.IntRange(min=1), help="Turn limit (default: the env's).")
+@click.option("--max-new-tokens", default=512, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=1.0, show_default=True, type=float)
+@click.option("--tool-format", default="hermes", show_default=True, help="hermes, qwen3_coder or openai.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the report here.")
+def eval_command(
+    env_id: str,
+    tasks: str | None,
+    policy: str,
+    model: str | None,
+    episodes: int,
+    num_envs: int,
+    backend: str,
+    seed: int,
+    max_turns: int | None,
+    max_new_tokens: int,
+    temperature: float,
+    tool_format: str,
+    json_path: str | None,
+) -> None:
+    """Evaluate a policy: success rate with a 95% interval, a per-task table, and a JSON report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from learners.evaluate import evaluate, report_tables
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        progress = bar.add_task(f"{env_id} · {policy}", total=episodes)
+        report = _fail_clearly(
+            lambda: evaluate(
+                env_id,
+                policy,
+                episodes,
+                num_envs,
+                tasks=tasks,
+                backend=backend,
+                seed=seed,
+                model=model,
+                tool_format=tool_format,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                max_turns=max_turns,
+                on_trajectory=lambda _: bar.advance(progress),
+            )
+        )
+    for table in report_tables(report):
+        console.print(table)
+    if json_path:
+        report.write_json(json_path)
+        console.print(f"report written to {json_path}")
+
+
 def _fail_clearly(action):  # type: ignore[no-untyped-def]
     """Run `action`; turn the sandbox layer's errors into a one-line message and exit status 1."""
     from rock_gym.sandbox.errors import SandboxError
