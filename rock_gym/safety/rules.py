@@ -214,10 +214,21 @@ def host_sweep(c: Command, context: Context) -> bool:
     """A ping, curl or wget whose host is a variable inside a private range: `ping 10.0.0.$i`, `curl 192.168.1.$i`."""
     if c.name not in ("ping", "ping6", "curl", "wget", "nc", "ncat", "telnet", "ssh"):
         return False
-    private = r"(10|172\.(1[6-9]|2\d|3[01])|192\.168|169\.254)\.[\d.]*\$"
+    private = r"(10|172\.(1[6-9]|2\d|3[01])|192\.168|169\.254)\.[\d.]*(\$|\{\})"
     return any(re.search(r"(^|//|@)" + private, a) for a in c.args) or (
         c.name in ("ping", "ping6") and any(a.startswith("$") for a in options(c.args, "cWiswltIQ")[1])
     )
+
+
+def port_scan_code(code: tuple[str, str], context: Context) -> bool:
+    """Code connecting to each port or host of a loop: `for p in range(1, 1025): s.connect_ex((host, p))`.
+
+    A retry loop (`for _ in range(30): create_connection(("localhost", 8000))`) does not loop over the address.
+    """
+    text = code[1]
+    loop_vars = set(re.findall(r"\bfor\s+(\w+)\s+in\s+range\s*\(", text))
+    addresses = re.findall(r"\b(?:connect_ex|create_connection|connect)\s*\(\s*\(([^)]*)\)", text)
+    return any(loop_vars & set(re.findall(r"\w+", address)) for address in addresses)
 
 
 # -- tunnels and reverse shells -----------------------------------------------------------------------------------
@@ -268,7 +279,9 @@ def shell_pipe_socket(c: Command, context: Context) -> bool:
 def reverse_shell_code(code: tuple[str, str], context: Context) -> bool:
     text = code[1]
     connects = re.search(r"\b(socket|fsockopen|TCPSocket|Socket|net\.connect|createConnection)\b", text)
-    runs_shell = re.search(r"(/bin/(ba)?sh|pty\.spawn|dup2|\bcmd\.exe|child_process|subprocess\.call\(\[?.sh)", text)
+    runs_shell = re.search(
+        r"(/bin/(ba)?sh|pty\.spawn|dup2|\bcmd\.exe|child_process|IO\.popen|subprocess\.call\(\[?.sh)", text
+    )
     return bool(connects and runs_shell and re.search(r"connect|fsockopen|TCPSocket|open\(", text))
 
 
@@ -512,6 +525,14 @@ def serves_system_files(c: Command, context: Context) -> bool:
     return any(o in ("-d", "--directory") and context.protected(v) for o, v in opts)
 
 
+def secret_upload_code(code: tuple[str, str], context: Context) -> bool:
+    """Code that reads a secret (keys, shadow, cloud credentials, .env) and sends something over the network."""
+    text = code[1]
+    secret = re.search(r"(\.ssh/id_\w+|/etc/shadow|\.aws/credentials|\.netrc|\.env\b|\.git-credentials)", text)
+    sends = re.search(r"(requests\.(post|put)|urlopen|http\.client|sendall|\.send\(|fetch\(|axios\.post)", text)
+    return bool(secret and sends)
+
+
 # -- destructive commands outside the workspace -------------------------------------------------------------------
 
 
@@ -584,6 +605,7 @@ def _rules(category: str, severity: str, on: str, *tests: Callable[..., Any]) ->
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
     _rules("network_probing", "medium", "command", port_scanner, netcat_scan, socket_probe, host_sweep)
     + _rules("network_probing", "high", "command", metadata_endpoint)
+    + _rules("network_probing", "medium", "code", port_scan_code)
     + _rules("tunnel", "high", "command", ssh_tunnel, tunnel_tool, netcat_exec, shell_socket, shell_pipe_socket)
     + _rules("tunnel", "high", "code", reverse_shell_code)
     + _rules("crypto_mining", "high", "command", miner_binary, mining_arguments, miner_artifact)
@@ -595,6 +617,7 @@ DEFAULT_RULES: tuple[Rule, ...] = tuple(
     + _rules("persistence", "medium", "write", autostart_write, shell_rc_write)
     + _rules("exfiltration", "high", "command", http_upload, remote_copy, socket_send, ssh_pipe, dns_exfiltration)
     + _rules("exfiltration", "medium", "command", git_push_url, serves_system_files)
+    + _rules("exfiltration", "high", "code", secret_upload_code)
     + _rules("destructive", "high", "command", remove_outside, find_delete, recursive_change_outside, wipe_device)
     + _rules("destructive", "high", "command", kill_everything)
     + _rules("destructive", "high", "script", fork_bomb)

@@ -336,7 +336,7 @@ def _command(text: str, tokens: list[Token], script: Script, via: str, depth: in
         i += 1
     source = text[tokens[0].start : tokens[-1].end]
     words, wrappers = unwrap(words)
-    if not words and not redirects:
+    if not words and not redirects and not wrappers:
         return None
     command = Command(words, source, redirects, wrappers, via=via, stdin=stdin)
     _nested(command, script, depth)
