@@ -1,0 +1,317 @@
+"""`SFTLearner`: behaviour cloning on expert or recorded trajectories, with the loss on the model's turns only.
+
+Each trajectory becomes one sequence: its whole conversation rendered by the tokenizer's chat template. Only the
+tokens of assistant turns (their text and the end-of-turn token) carry labels; the system prompt, the task and the
+observations are masked with -100, so the model learns to act, not to predict the env.
+
+Examples:
+    >>> learner = learners.make("sft", model="/tmp/tiny", expert_episodes=4)  # doctest: +SKIP
+    >>> [round(m["loss"], 2) for m in learner.train(3)]                        # doctest: +SKIP
+    [6.93, 6.41, 5.88]
+    >>> learner.save("/tmp/tiny-sft")                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
+
+from learners.base import Learner, LearnerConfig
+from learners.policies.base import Conversation, Tools, require
+from learners.rollout import ChunkRecord, Trajectory, collect
+
+torch = require("torch", "hf")
+
+IGNORE = -100
+"""The label of a token that carries no loss (PyTorch's cross-entropy ignore index)."""
+
+
+@dataclass
+class SFTConfig(LearnerConfig):
+    """Behaviour cloning (fields of `LearnerConfig`: env_id, backend, seed)."""
+
+    model: str = ""
+    """The model directory to start from (``save_pretrained`` layout: config, weights, tokenizer)."""
+    tasks: Any = None
+    """Tasks the expert plays: anything `rock_gym.tasks.load` takes; None: the env's own."""
+    trajectories: str | None = None
+    """A JSONL file of trajectories to clone instead of playing the expert: lines written by
+    `rock_gym.envs.record.RecordTrajectory`, or `Trajectory.to_dict()` lines."""
+    expert_episodes: int = 8
+    """Episodes the expert plays to make the data set, when ``trajectories`` is None."""
+    num_envs: int = 2
+    """Envs the expert plays in side by side."""
+    max_turns: int = 30
+    """The env's turn limit while the expert plays."""
+    tool_format: str = "hermes"
+    """How tool calls are written in the assistant turns (the env's format)."""
+    only_resolved: bool = True
+    """Clone only episodes the verifier resolved (env-error episodes are always dropped)."""
+    learning_rate: float = 1e-4
+    """AdamW's step size."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
+    batch_size: int = 4
+    """Sequences (trajectories) per update."""
+    max_length: int = 4096
+    """Tokens kept per sequence; longer ones are cut at the end."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this total norm (0: no clipping)."""
+    device: str = "cpu"
+    """Where the model trains: "cpu", "cuda", "cuda:1", ..."""
+    output_dir: str | None = None
+    """Where `save()` writes when called without a path."""
+
+
+@dataclass
+class Example:
+    """One tokenized trajectory: its ids, and per id the label (the id itself on assistant tokens, else -100)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def tokens(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+class SFTLearner(Learner):
+    """Behaviour cloning: the cross-entropy of assistant tokens, AdamW, one minibatch of sequences per update."""
+
+    config_class = SFTConfig
+    config: SFTConfig
+
+    def __init__(self, config: LearnerConfig) -> None:
+        super().__init__(config)
+        from learners.policies.hf import HFPolicy
+
+        if not self.config.model:
+            raise ValueError("SFTLearner needs model=PATH: a directory saved with save_pretrained")
+        torch.manual_seed(self.config.seed)
+        self.policy = HFPolicy(self.config.model, device=self.config.device)
+        self.model, self.tokenizer = self.policy.model, self.policy.tokenizer
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+        self.examples: list[Example] = []
+        self.rng = random.Random(self.config.seed)
+        self.order: list[int] = []
+        self.updates_done = 0
+
+    # -- data -------------------------------------------------------------------------------------------------
+
+    def add_trajectories(self, trajectories: Iterable[Trajectory]) -> int:
+        """Tokenize and keep these trajectories (filtered by `only_resolved`, env errors dropped); how many kept."""
+        kept = 0
+        for trajectory in trajectories:
+            if trajectory.env_error or not trajectory.chunks:
+                continue
+            if self.config.only_resolved and not trajectory.resolved:
+                continue
+            example = tokenize(self.tokenizer, trajectory.conversation(), trajectory.tools, self.config.max_length)
+            if example.tokens:
+                self.examples.append(example)
+                kept += 1
+        return kept
+
+    def load_data(self) -> None:
+        """Fill the data set from ``trajectories`` or by letting the expert play (once, on the first update)."""
+        if self.config.trajectories:
+            self.add_trajectories(read_trajectories(self.config.trajectories, self.config.env_id))
+        else:
+            from learners.policies.expert import ExpertPolicy
+
+            played = collect(
+                self.config.env_id,
+                ExpertPolicy(self.config.tool_format),
+                self.config.expert_episodes,
+                num_envs=self.config.num_envs,
+                seed=self.config.seed,
+                env_kwargs=self._env_kwargs(),
+            )
+            self.add_trajectories(played)
+        if not self.examples:
+            raise ValueError("no trajectory to clone: none resolved (set only_resolved=False) or the file is empty")
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"backend": self.config.backend, "max_turns": self.config.max_turns}
+        kwargs["tool_format"] = self.config.tool_format
+        if self.config.tasks is not None:
+            kwargs["tasks"] = self.config.tasks
+        return kwargs
+
+    # -- training ---------------------------------------------------------------------------------------------
+
+    def train(self, updates: int) -> list[dict[str, float]]:
+        if not self.examples:
+            self.load_data()
+        return [self._update() for _ in range(updates)]
+
+    def _update(self) -> dict[str, float]:
+        started = time.perf_counter()
+        batch = [self.examples[i] for i in self._next_indices()]
+        inputs = collate(batch, self.tokenizer.pad_token_id, self.config.device)
+        self.model.train()
+        loss = self.model(**inputs).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = clip_gradients(self.model, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.policy.update_weights(self.model)
+        self.updates_done += 1
+        return {
+            "update": float(self.updates_done),
+            "loss": float(loss.detach()),
+            "tokens": float(sum(example.tokens for example in batch)),
+            "sequences": float(len(batch)),
+            "grad_norm": grad_norm,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def _next_indices(self) -> list[int]:
+        """The next `batch_size` examples of a reshuffled pass over the data set (epochs wrap around)."""
+        size = min(self.config.batch_size, len(self.examples))
+        while len(self.order) < size:
+            epoch = list(range(len(self.examples)))
+            self.rng.shuffle(epoch)
+            self.order += epoch
+        indices, self.order = self.order[:size], self.order[size:]
+        return indices
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write the model and tokenizer (``save_pretrained``; load with ``HFPolicy(path)``) and ``sft_config.json``."""
+        target = Path(path or self.config.output_dir or "")
+        if not str(path or self.config.output_dir or ""):
+            raise ValueError("save() needs a path, or output_dir in the config")
+        target.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+        fields = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        state = {"config": fields, "updates": self.updates_done}
+        (target / "sft_config.json").write_text(json.dumps(state, indent=2, default=str))
+
+
+# -- tokenizing conversations ---------------------------------------------------------------------------------
+
+
+def tokenize(tokenizer: Any, conversation: Conversation, tools: Tools | None, max_length: int) -> Example:
+    """The conversation as one sequence, labels on the assistant turns' tokens only.
+
+    An assistant turn spans from the end of the prompt the model would have seen (the template rendered with the
+    generation prompt) to the end of the turn's own rendering, trailing whitespace after its end-of-turn token
+    excluded. Tokens are labelled by their character offsets.
+
+    Raises:
+        ValueError: the chat template does not render a conversation as a prefix of its continuation.
+    """
+    tools_list = list(tools) if tools else None
+
+    def render(messages: Sequence[Mapping[str, Any]], prompt: bool) -> str:
+        return tokenizer.apply_chat_template(
+            list(messages), tools=tools_list, add_generation_prompt=prompt, tokenize=False
+        )
+
+    text = render(conversation, False)
+    spans = []
+    for k, message in enumerate(conversation):
+        if message.get("role") != "assistant":
+            continue
+        before, through = render(conversation[:k], True), render(conversation[: k + 1], False)
+        if not (text.startswith(through) and through.startswith(before)):
+            raise ValueError("the chat template does not render each conversation as a prefix of its continuation")
+        end = len(through)
+        while end > len(before) and through[end - 1].isspace():
+            end -= 1
+        spans.append((len(before), end))
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])[:max_length]
+    labels = [
+        token if any(start <= first < end for start, end in spans) else IGNORE
+        for token, (first, _) in zip(ids, encoded["offset_mapping"], strict=False)
+    ]
+    return Example(ids, labels)
+
+
+def collate(batch: Sequence[Example], pad_id: int, device: str) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
+    width = max(len(example.input_ids) for example in batch)
+    ids = [e.input_ids + [pad_id] * (width - len(e.input_ids)) for e in batch]
+    labels = [e.labels + [IGNORE] * (width - len(e.labels)) for e in batch]
+    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch]
+    return {
+        "input_ids": torch.tensor(ids, device=device),
+        "attention_mask": torch.tensor(mask, device=device),
+        "labels": torch.tensor(labels, device=device),
+    }
+
+
+def clip_gradients(model: Any, max_norm: float) -> float:
+    """Clip the gradients' total norm to ``max_norm`` (0: leave them); the norm before clipping."""
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    if not parameters:
+        return 0.0
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+
+
+# -- reading recorded trajectories ----------------------------------------------------------------------------
+
+
+def read_trajectories(path: str | Path, env_id: str = "rock/Terminal-v0") -> list[Trajectory]:
+    """Trajectories from a JSONL file: `Trajectory.to_dict()` lines, or `RecordTrajectory` lines.
+
+    A recorded line keeps the task's prompt but not the system prompt nor the tools: those are the env's
+    (``env_id``'s) own, as every rock_gym env's reset gives them.
+    """
+    from rock_gym.envs.record import load_trajectories
+
+    rows = load_trajectories(path)
+    return [Trajectory.from_dict(row) if "chunks" in row else from_record(row, env_id) for row in rows]
+
+
+def from_record(row: Mapping[str, Any], env_id: str) -> Trajectory:
+    """A `Trajectory` (no token ids) from one `RecordTrajectory` line."""
+    from rock_gym.envs.core import TOOL_NAMES
+    from rock_gym.tools import tool_schemas
+
+    env_class = load_env_creator(gym.spec(env_id).entry_point)  # type: ignore[arg-type]
+    messages = [
+        {"role": "system", "content": env_class.system_prompt},
+        {"role": "user", "content": row.get("observation", "")},
+    ]
+    chunks = [
+        ChunkRecord(
+            index=index,
+            text=turn["action"],
+            observation=turn.get("observation", ""),
+            tool_calls=turn.get("tool_calls", []),
+            reward=float(turn.get("reward", 0.0)),
+            format_error=turn.get("format_error"),
+            safety=turn.get("safety", []),
+        )
+        for index, turn in enumerate(row.get("turns", []))
+    ]
+    error = row.get("error") or row.get("verifier_error")
+    return Trajectory(
+        task_id=str(row.get("task_id")),
+        seed=row.get("seed"),
+        messages=messages,
+        tools=tool_schemas(TOOL_NAMES),
+        chunks=chunks,
+        reward=float(row.get("return", 0.0)),
+        terminated=bool(row.get("terminated")),
+        truncated=bool(row.get("truncated")),
+        ending=row.get("ending"),
+        verification=row.get("verification"),
+        env_error=bool(error) or bool(row.get("unfinished")),
+        error=str(error) if error else ("unfinished" if row.get("unfinished") else None),
+    )
