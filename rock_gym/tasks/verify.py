@@ -91,9 +91,9 @@ def setup_swe(sandbox: Sandbox, task: SWETask) -> str:
     """Prepare workdir for an episode and return the base commit's sha.
 
     Self-contained tasks (`repo_files`) and tasks built on a project image without git history (`setup_patch`,
-    hidden `test_files` present in the image) get their files written, the setup patch applied, the hidden test files
-    removed, and a fresh git repo whose single base commit is what the agent sees. SWE-bench images already hold
-    their repository at `base_commit`; nothing is changed.
+    hidden `test_files` present in the image) get their files written, the setup patch applied, the hidden test
+    files removed (unless `repo_files` gives a visible version), and a fresh git repo whose single base commit is
+    what the agent sees. SWE-bench images already hold their repository at `base_commit`; nothing is changed.
 
     Returns:
         the base commit's sha (what verification restores test files from, whatever the agent commits later).
@@ -104,9 +104,9 @@ def setup_swe(sandbox: Sandbox, task: SWETask) -> str:
         if task.setup_patch:
             apply_patch(sandbox, task.workdir, task.setup_patch, path="/tmp/rock_gym_setup.patch")
             sandbox.run("rm -f /tmp/rock_gym_setup.patch")
-        if task.test_files:
-            hidden = " ".join(shlex.quote(path) for path in task.test_files)
-            sandbox.run(f"cd {workdir} && rm -f -- {hidden}")
+        hidden = sorted(set(task.test_files) - set(task.repo_files))  # a repo file may ship a visible version
+        if hidden:
+            sandbox.run(f"cd {workdir} && rm -f -- {' '.join(shlex.quote(path) for path in hidden)}")
         result = sandbox.run(f"cd {workdir} && rm -rf .git && git init -q && git add -A && {_GIT} commit -qm base")
         if not result.ok:
             raise VerifyError(f"could not create the base commit in {task.workdir}: {result.output}")
