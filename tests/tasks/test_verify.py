@@ -33,29 +33,18 @@ def test_skipped():
 """
 
 
+def junit_report(project) -> str:
+    """Run real pytest over `project`/tests and return its junit XML report (xunit1, as verification asks)."""
+    report = project / "junit.xml"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests", f"--junitxml={report}"]
+    subprocess.run([*command, "-o", "junit_family=xunit1"], cwd=project, capture_output=True, check=False)
+    return report.read_text()
+
+
 def test_parse_junit_reads_a_real_pytest_report(tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_sample.py").write_text(SAMPLE)
-    report = tmp_path / "junit.xml"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "tests",
-            f"--junitxml={report}",
-            "-o",
-            "junit_family=xunit1",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        check=False,
-    )
-    assert parse_junit(report.read_text()) == {
+    assert parse_junit(junit_report(tmp_path)) == {
         "tests/test_sample.py::test_passes": "PASSED",
         "tests/test_sample.py::test_param[1]": "PASSED",
         "tests/test_sample.py::test_param[11]": "FAILED",
@@ -87,26 +76,7 @@ def test_parse_junit_keeps_inherited_tests_apart(tmp_path):
     (tmp_path / "tests" / "test_b.py").write_text(
         "from tests.mixin import Shared\n\nclass TestB(Shared):\n    ok = False\n"
     )
-    report = tmp_path / "junit.xml"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "tests",
-            f"--junitxml={report}",
-            "-o",
-            "junit_family=xunit1",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        check=False,
-    )
-    assert parse_junit(report.read_text()) == {
+    assert parse_junit(junit_report(tmp_path)) == {
         "tests/test_a.py::TestA::test_shared": "PASSED",
         "tests/test_b.py::TestB::test_shared": "FAILED",
     }
