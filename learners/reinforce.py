@@ -141,7 +141,7 @@ class ReinforceLearner(Learner):
 
     def _task_ids(self) -> list[str]:
         """`tasks_per_update` distinct tasks (fewer if the env has fewer), each `group_size` times in a row."""
-        known = sorted(self._envs().get_attr("by_id")[0])
+        known = sorted(self._envs().get_attr("by_id")[0])  # type: ignore[attr-defined]
         chosen = self.rng.sample(known, min(self.config.tasks_per_update, len(known)))
         return [task for task in chosen for _ in range(self.config.group_size)]
 

@@ -297,7 +297,7 @@ class Collector:
             if task is not None:
                 options["task_id"] = task
             started = time.perf_counter()
-            _, infos = self.envs.reset(seed=seeds, options=options)
+            _, infos = self.envs.reset(seed=seeds, options=options)  # type: ignore[arg-type]
             self.stats.env_seconds += time.perf_counter() - started
             for i in members:
                 self.autoresetting[i] = False

@@ -283,7 +283,7 @@ def from_record(row: Mapping[str, Any], env_id: str) -> Trajectory:
     from rock_gym.envs.core import TOOL_NAMES
     from rock_gym.tools import tool_schemas
 
-    env_class = load_env_creator(gym.spec(env_id).entry_point)  # type: ignore[arg-type]
+    env_class: Any = load_env_creator(gym.spec(env_id).entry_point)  # type: ignore[arg-type]
     messages = [
         {"role": "system", "content": env_class.system_prompt},
         {"role": "user", "content": row.get("observation", "")},
