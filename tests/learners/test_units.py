@@ -85,3 +85,12 @@ def test_sft_labels_only_assistant_turns(tiny_model) -> None:  # type: ignore[no
     labelled = tokenizer.decode([token for token, label in pairs if label != IGNORE])
     assert labelled == "ls -la<|im_end|>submit<|im_end|>"
     assert len(tokenize(tokenizer, conversation, None, max_length=5).input_ids) == 5
+
+
+@pytest.mark.parametrize("name", ["learners.evaluate", "learners.reinforce"])
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
