@@ -89,3 +89,19 @@ class Learner(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def trainable_path(policy: str) -> str:
+    """The model directory of a trainable policy spec: `hf:PATH` or a bare PATH.
+
+    Raises:
+        ValueError: another engine (`openai:`, `vllm:`, `expert`), which a learner cannot train in place.
+
+    Examples:
+        >>> trainable_path("hf:/models/tiny")
+        '/models/tiny'
+    """
+    engine, sep, target = policy.partition(":")
+    if not sep or engine == "hf":
+        return target if sep else policy
+    raise ValueError(f"cannot train policy {policy!r}: learners train an HF model in place, give policy='hf:PATH'")

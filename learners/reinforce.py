@@ -28,7 +28,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from learners.base import Learner, LearnerConfig
+from learners.base import Learner, LearnerConfig, trainable_path
 from learners.policies.base import Policy, require
 from learners.rollout import Trajectory, collect
 from learners.sft import clip_gradients
@@ -40,8 +40,8 @@ torch = require("torch", "hf")
 class ReinforceConfig(LearnerConfig):
     """REINFORCE with a group baseline (fields of `LearnerConfig`: env_id, backend, seed)."""
 
-    model: str = ""
-    """The model directory to start from (``save_pretrained`` layout)."""
+    policy: str = ""
+    """The policy to train: `hf:PATH` (or a bare PATH) of a model directory in `save_pretrained` layout."""
     tasks: Any = None
     """Tasks to train on: anything `rock_gym.tasks.load` takes; None: the env's own."""
     tasks_per_update: int = 2
@@ -92,10 +92,10 @@ class ReinforceLearner(Learner):
         super().__init__(config)
         from learners.policies.hf import HFPolicy
 
-        if not self.config.model:
-            raise ValueError("ReinforceLearner needs model=PATH: a directory saved with save_pretrained")
+        if not self.config.policy:
+            raise ValueError("ReinforceLearner needs policy='hf:PATH': a model directory saved with save_pretrained")
         torch.manual_seed(self.config.seed)
-        self.policy = HFPolicy(self.config.model, device=self.config.device)
+        self.policy = HFPolicy(trainable_path(self.config.policy), device=self.config.device)
         self.model = self.policy.model
         self.sampler: Policy = self.policy
         self.optimizer = torch.optim.AdamW(

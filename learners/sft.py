@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from learners.base import Learner, LearnerConfig
+from learners.base import Learner, LearnerConfig, trainable_path
 from learners.policies.base import Conversation, Tools, require
 from learners.rollout import ChunkRecord, Trajectory, collect
 
@@ -39,8 +39,8 @@ IGNORE = -100
 class SFTConfig(LearnerConfig):
     """Behaviour cloning (fields of `LearnerConfig`: env_id, backend, seed)."""
 
-    model: str = ""
-    """The model directory to start from (``save_pretrained`` layout: config, weights, tokenizer)."""
+    policy: str = ""
+    """The policy to train: `hf:PATH` (or a bare PATH) of a model directory in `save_pretrained` layout."""
     tasks: Any = None
     """Tasks the expert plays: anything `rock_gym.tasks.load` takes; None: the env's own."""
     trajectories: str | None = None
@@ -94,10 +94,10 @@ class SFTLearner(Learner):
         super().__init__(config)
         from learners.policies.hf import HFPolicy
 
-        if not self.config.model:
-            raise ValueError("SFTLearner needs model=PATH: a directory saved with save_pretrained")
+        if not self.config.policy:
+            raise ValueError("SFTLearner needs policy='hf:PATH': a model directory saved with save_pretrained")
         torch.manual_seed(self.config.seed)
-        self.policy = HFPolicy(self.config.model, device=self.config.device)
+        self.policy = HFPolicy(trainable_path(self.config.policy), device=self.config.device)
         self.model, self.tokenizer = self.policy.model, self.policy.tokenizer
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.container
 def test_sft_on_expert_trajectories_lowers_the_loss_and_saves(docker: str, tiny_model, short_tasks, tmp_path) -> None:  # type: ignore[no-untyped-def]
     learner = learners.make(
         "sft",
-        model=str(tiny_model),
+        policy=f"hf:{tiny_model}",
         tasks=short_tasks,
         backend=docker,
         expert_episodes=2,
@@ -56,7 +56,7 @@ def test_sft_reads_recorded_trajectories(docker: str, tiny_model, short_tasks, t
     finally:
         env.close()
     for path in (collected, recorded):
-        learner = learners.make("sft", model=str(tiny_model), trajectories=str(path), batch_size=1)
+        learner = learners.make("sft", policy=str(tiny_model), trajectories=str(path), batch_size=1)
         (metrics,) = learner.train(1)
         assert metrics["tokens"] > 20 and len(learner.examples) == 1, path.name
 
@@ -87,7 +87,7 @@ class HalfExpert:
 def test_reinforce_updates_end_to_end(docker: str, tiny_model, short_tasks) -> None:  # type: ignore[no-untyped-def]
     learner = learners.make(
         "reinforce",
-        model=str(tiny_model),
+        policy=f"hf:{tiny_model}",
         tasks=short_tasks[:1],
         backend=docker,
         tasks_per_update=1,
