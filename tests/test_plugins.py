@@ -315,3 +315,25 @@ def test_make_names_the_plugin_when_a_learner_cannot_be_imported(pm: PluginManag
     pm.register(Plugin(), name="haunted")
     with pytest.raises(PluginError, match="learner 'ghost' \\(from plugin 'haunted'\\).*no_such_module_here"):
         learners.make("ghost", plugin_manager=pm)
+
+
+def test_a_plugin_tool_format_is_usable_by_name():
+    from rock_gym.plugins import get_plugin_manager
+    from rock_gym.tools import FORMATS, ToolCall, get_format
+
+    shouty = FORMATS["hermes"]._replace(render=lambda calls: FORMATS["hermes"].render(calls).upper())
+
+    class Shouty:
+        @hookimpl
+        def rock_gym_add_tool_formats(self, registry):
+            registry.add("shouty", shouty)
+
+    pm = get_plugin_manager()
+    plugin = Shouty()
+    pm.register(plugin, name="shouty-plugin")
+    try:
+        assert get_format("shouty").render([ToolCall("bash", {"command": "ls"})]).startswith("<TOOL_CALL>")
+    finally:
+        pm.unregister(plugin)
+    with pytest.raises(KeyError, match="unknown tool-call format 'shouty'"):
+        get_format("shouty")

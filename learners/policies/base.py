@@ -75,7 +75,8 @@ def prompt_ids(tokenizer: Any, conversation: Conversation, tools: Tools | None) 
 
 # -- choosing a policy by spec ----------------------------------------------------------------------------------
 
-#: spec prefix -> (module, class); each module names the extra it needs when its imports fail.
+#: The built-in engines (registered as policies by the built-in plugin); each module names the extra it needs when
+#: its imports fail. A third-party engine comes from the `rock_gym_add_policies` hook.
 ENGINES: dict[str, tuple[str, str]] = {
     "hf": ("learners.policies.hf", "HFPolicy"),
     "vllm": ("learners.policies.vllm", "VLLMPolicy"),
@@ -108,13 +109,17 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         ...
         ValueError: unknown policy engine 'tpu' in 'tpu:/m'; use one of: hf:PATH, vllm:PATH, openai:URL, expert
     """
+    from rock_gym.plugins import get_plugin_manager
+
     engine, _, target = spec.partition(":")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown policy engine {engine!r} in {spec!r}; use one of: {SPECS}")
-    module_name, class_name = ENGINES[engine]
-    if engine != "expert" and not target:
+    registry = get_plugin_manager().policies  # the built-in engines, and any a plugin registers
+    if engine not in registry:
+        others = sorted(set(registry.names()) - set(ENGINES))
+        extra = f", or a plugin's: {', '.join(others)}" if others else ""
+        raise ValueError(f"unknown policy engine {engine!r} in {spec!r}; use one of: {SPECS}{extra}")
+    if engine in ENGINES and engine != "expert" and not target:
         raise ValueError(f"policy spec {spec!r} needs a target after the colon, e.g. '{engine}:/path/to/model'")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = registry.load(engine)
     return cls(target, **kwargs) if target else cls(**kwargs)
 
 

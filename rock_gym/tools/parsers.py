@@ -436,15 +436,20 @@ FORMATS: dict[str, ToolFormat] = {
 
 
 def get_format(name: str) -> ToolFormat:
-    """The format called ``name``.
+    """The format called ``name``: a built-in one, else one a plugin registers (``rock_gym_add_tool_formats``).
 
     Raises:
         KeyError: no such format; the message lists the known ones.
     """
-    try:
+    if name in FORMATS:
         return FORMATS[name]
-    except KeyError:
-        raise KeyError(f"unknown tool-call format {name!r}: choose one of {', '.join(FORMATS)}") from None
+    from rock_gym.plugins import get_plugin_manager  # only on a miss: plugins register the built-ins from FORMATS
+
+    registry = get_plugin_manager().tool_formats
+    if name in registry:
+        return registry.load(name)
+    known = ", ".join([*FORMATS, *(n for n in registry.names() if n not in FORMATS)])
+    raise KeyError(f"unknown tool-call format {name!r}: choose one of {known}")
 
 
 def parse_tool_calls(text: str, fmt: str = "hermes", tools: Schemas | None = None) -> list[ToolCall]:

@@ -54,3 +54,30 @@ def test_lazy_engines_resolve_by_name() -> None:
 
     with pytest.raises(AttributeError):
         _ = policies.NoSuchPolicy
+
+
+def test_make_policy_builds_a_policy_a_plugin_registers():
+    from rock_gym import hookimpl
+    from rock_gym.plugins import get_plugin_manager
+
+    class EchoPolicy:
+        def __init__(self, target: str = "", **kwargs):
+            self.target = target
+
+    class EchoPlugin:
+        @hookimpl
+        def rock_gym_add_policies(self, registry):
+            registry.add("echo", EchoPolicy, description="says what it hears")
+
+    pm = get_plugin_manager()
+    plugin = EchoPlugin()
+    pm.register(plugin, name="echo-plugin")
+    try:
+        policy = make_policy("echo:hello")
+        assert isinstance(policy, EchoPolicy) and policy.target == "hello"
+        with pytest.raises(ValueError, match="or a plugin's: echo"):
+            make_policy("nope:x")
+    finally:
+        pm.unregister(plugin)
+    with pytest.raises(ValueError, match="unknown policy engine 'echo'"):
+        make_policy("echo:hello")
