@@ -31,7 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import rock_gym  # noqa: F401 - registers the rock/* ids
+import rock_gym.envs  # noqa: F401 - registers the rock/* ids
 from learners.policies.base import Conversation, Policy, Turn, prompt_ids
 
 #: `Trajectory.ending` when the collector (not the env) cut the episode because the prompt outgrew its budget.
