@@ -194,13 +194,141 @@ def eval_command(
         console.print(f"report written to {json_path}")
 
 
+@main.group()
+def tasks() -> None:
+    """Synthesize bug-fix tasks from real projects, validate them, list them."""
+
+
+@tasks.command("synth")
+@click.option("--project", required=True, help="NAME or NAME==VERSION of a project in the spec file.")
+@click.option("--max-tasks", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--spec-file", default=None, type=click.Path(dir_okay=False), help="Spec file (default: shipped).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-fail-to-pass", default=None, type=click.IntRange(min=1), help="Cap on |FAIL_TO_PASS|.")
+@click.option("--per-function", default=3, show_default=True, type=click.IntRange(min=0), help="0: no limit.")
+@click.option("--backend", type=BACKENDS, default="docker", show_default=True)
+def tasks_synth(
+    project: str,
+    max_tasks: int,
+    out_dir: str,
+    spec_file: str | None,
+    workers: int,
+    seed: int,
+    max_fail_to_pass: int | None,
+    per_function: int,
+    backend: str,
+) -> None:
+    """Inject bugs into a project, keep the verified ones as tasks (OUT/tasks.jsonl, OUT/summary.json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rock_gym.tasks.synth import spec_for
+    from rock_gym.tasks.synth.pipeline import DEFAULT_MAX_FAIL_TO_PASS, synth
+
+    spec = _fail_clearly(lambda: spec_for(project, spec_file))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        accepted = bar.add_task(f"{spec.requirement}: accepted (0 tried)", total=max_tasks)
+        report = _fail_clearly(
+            lambda: synth(
+                spec,
+                max_tasks,
+                out_dir,
+                backend=backend,
+                workers=workers,
+                seed=seed,
+                max_fail_to_pass=max_fail_to_pass or DEFAULT_MAX_FAIL_TO_PASS,
+                max_per_function=per_function or None,
+                progress=lambda p: bar.update(
+                    accepted, completed=p.accepted, description=f"{spec.requirement}: accepted ({p.tried} tried)"
+                ),
+            )
+        )
+    summary = report.to_json()
+    table = Table(title=f"{summary['project']}: {summary['accepted']} tasks from {summary['candidates_tried']} tried")
+    table.add_column("verdict")
+    table.add_column("candidates", justify="right")
+    for reason, count in summary["reasons"].items():
+        table.add_row(reason, str(count))
+    console.print(table)
+    console.print(
+        f"{summary['candidates_available']} candidates in {summary['covered_functions']} covered functions; "
+        f"{summary['suite_runs']} suite runs; {summary['seconds']:.0f}s; "
+        f"{summary['tasks_per_minute']:.1f} validated tasks/min; written to {out_dir}"
+    )
+
+
+@tasks.command("validate")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--backend", type=BACKENDS, default="docker", show_default=True)
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Default: DIR/validation.json")
+def tasks_validate(directory: str, workers: int, backend: str, json_path: str | None) -> None:
+    """Re-run every task's checks in real containers: gold passes, no-op fails, expert trajectory resolves."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rock_gym.tasks import load
+    from rock_gym.tasks.synth.validate import VALIDATION_FILE, validate
+
+    loaded = _fail_clearly(lambda: load(directory))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        progress = bar.add_task(f"validating {directory}", total=len(loaded))
+        report = _fail_clearly(
+            lambda: validate(loaded, backend=backend, workers=workers, progress=lambda _: bar.advance(progress))
+        )
+    summary = report.to_json()
+    table = Table(title=f"{directory}: {summary['passed']}/{summary['tasks']} tasks pass every check")
+    for column in ("check", "failed"):
+        table.add_column(column)
+    for check in ("gold_fails", "noop_resolves", "expert_fails"):
+        table.add_row(check, str(summary[check]))
+    console.print(table)
+    for check in report.failed:
+        console.print(f"[red]{check.instance_id}[/]: {check.errors}")
+    path = json_path or str(Path(directory) / VALIDATION_FILE)
+    report.write(path)
+    rate = summary["validated_tasks_per_minute"]
+    console.print(f"{summary['seconds']:.0f}s, {rate:.1f} validated tasks/min; written to {path}")
+    if report.failed:
+        sys.exit(1)
+
+
+@tasks.command("list")
+@click.argument("directory", type=click.Path(exists=True))
+def tasks_list(directory: str) -> None:
+    """A table of the tasks in DIR (a tasks.jsonl directory, a JSONL file or Harbor dirs)."""
+    from rock_gym.tasks import SWETask, load
+
+    loaded = _fail_clearly(lambda: load(directory))
+    table = Table(title=f"{len(loaded)} tasks in {directory}")
+    for column in ("id", "project", "function", "operator", "F2P", "P2P"):
+        table.add_column(column, justify="right" if column in ("F2P", "P2P") else "left")
+    for task in loaded:
+        if isinstance(task, SWETask):
+            extra = task.extra
+            project = str(extra.get("project", task.repo))
+            row = [str(extra.get("function", "")), str(extra.get("operator", ""))]
+            table.add_row(task.instance_id, project, *row, str(len(task.FAIL_TO_PASS)), str(len(task.PASS_TO_PASS)))
+        else:
+            table.add_row(task.task_id, "", "", "", "", "")
+    console.print(table)
+
+
 def _fail_clearly(action):  # type: ignore[no-untyped-def]
-    """Run `action`; turn the sandbox layer's errors into a one-line message and exit status 1."""
+    """Run `action`; turn the sandbox layer's and the task layer's errors into a one-line message and exit status 1."""
     from rock_gym.sandbox.errors import SandboxError
+    from rock_gym.tasks.model import TaskError
+    from rock_gym.tasks.synth.build import BuildError
+    from rock_gym.tasks.synth.coverage import CoverageError
+    from rock_gym.tasks.synth.pipeline import SynthError
 
     try:
         return action()
-    except SandboxError as exc:
+    except (SandboxError, TaskError, BuildError, CoverageError, SynthError) as exc:
         console.print(f"[red]error:[/] {exc}")
         sys.exit(1)
 
