@@ -151,16 +151,31 @@ class RockEnv(gym.Env[str, str]):
         return "HEAD"
 
     def verify(self, episode: Episode) -> dict[str, Any]:
-        """Run the task's hidden tests; `{"resolved", "tests", "error"}`."""
+        """Run the task's hidden tests; `{"resolved", "tests", "error"}`.
+
+        SWE tasks are graded in a fresh sandbox that receives only the agent's change to the repository (see
+        `grade_in_fresh_sandbox`); terminal (Harbor) tasks in the episode's own sandbox, by Harbor's convention, with
+        the reward directory cleared and a clean environment.
+        """
         sandbox, task = episode.sandbox, episode.task
         try:
             if isinstance(task, SWETask):
-                grade = grading.grade_swe(sandbox, task, timeout=task_timeout(task), base=episode.base_commit)
+                grade = self.grade_in_fresh_sandbox(episode, task)
                 return {"resolved": grade.resolved, "tests": grade.statuses, "error": None}
             reward = grading.grade_terminal(sandbox, task)
             return {"resolved": reward >= 1.0, "tests": {"tests/test.sh": reward}, "error": None}
         except (grading.VerifyError, SandboxError, OSError) as exc:
             return {"resolved": False, "tests": {}, "error": str(exc)}
+
+    def grade_in_fresh_sandbox(self, episode: Episode, task: SWETask) -> grading.SWEGrade:
+        """The agent's change as a binary diff against the base commit, graded in a new sandbox of the task's image.
+
+        Nothing else of the episode reaches the tests: not its processes, files outside the repository, site-packages,
+        PATH or environment; the tests and pytest's config files are restored (`grading.grade_swe_change`).
+        """
+        diff = grading.agent_diff(episode.sandbox, task, episode.base_commit)
+        with Sandbox(episode.sandbox.config) as fresh:
+            return grading.grade_swe_change(fresh, task, diff, timeout=task_timeout(task))
 
     # -- the Gymnasium API ------------------------------------------------------------------------------------
 
