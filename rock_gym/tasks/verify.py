@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -25,6 +26,21 @@ JUNIT_REPORT = "/tmp/rock_gym_junit.xml"
 _GIT = "git -c user.email=rock-gym@localhost -c user.name=rock-gym"
 #: Files up to this size go through the shell in one round trip; larger ones through the engine's archive API.
 INLINE_LIMIT = 64_000
+#: The largest agent change (a binary git diff) verification accepts.
+MAX_DIFF_BYTES = 20_000_000
+#: The environment tests run in: nothing of the agent's shell, a standard PATH; the task's own env goes on top.
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+#: Files that steer pytest or the interpreter wherever they sit: an agent's version of them is never used.
+PROTECTED_NAMES = frozenset(
+    {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py", "usercustomize.py"}
+)
+AGENT_DIFF = "/tmp/rock_gym_agent.diff"
 
 
 class VerifyError(RuntimeError):
@@ -64,9 +80,10 @@ def grade_terminal(sandbox: Sandbox, task: TerminalTask) -> float:
     Raises:
         VerifyError: the checker wrote neither reward.txt nor reward.json.
     """
-    sandbox.run(f"rm -rf {REWARD_DIR} && mkdir -p {REWARD_DIR}")
+    sandbox.run(f"rm -rf {REWARD_DIR} /tests && mkdir -p {REWARD_DIR}")
     write_files(sandbox, task.tests)
-    result = sandbox.run(f"cd {shlex.quote(task.workdir)} && bash /tests/test.sh", timeout=task.timeouts.verifier)
+    command = f"cd {shlex.quote(task.workdir)} && {clean_env_prefix(task.env)} bash /tests/test.sh"
+    result = sandbox.run(command, timeout=task.timeouts.verifier)
     return read_reward(sandbox, detail=result.output[-2000:])
 
 
@@ -174,22 +191,35 @@ class SWEGrade:
         return 1.0 if self.resolved else 0.0
 
 
-def run_swe_tests(sandbox: Sandbox, task: SWETask, timeout: float = 300.0) -> SWEGrade:
+def clean_env_prefix(env: dict[str, str]) -> str:
+    """`env -i NAME=value ...`: the clean environment of a test run, with the task's declared variables on top.
+
+    >>> clean_env_prefix({"PYTHONPATH": "src"}).split()[-1]
+    'PYTHONPATH=src'
+    """
+    merged = {**CLEAN_ENV, **env}
+    return "env -i " + " ".join(shlex.quote(f"{name}={value}") for name, value in merged.items())
+
+
+def run_swe_tests(sandbox: Sandbox, task: SWETask, timeout: float = 300.0, report_path: str = JUNIT_REPORT) -> SWEGrade:
     """Run the task's test command in workdir and grade FAIL_TO_PASS / PASS_TO_PASS from pytest's junit report.
+
+    The command runs in a clean environment (`clean_env_prefix`): nothing the agent exported reaches it.
 
     Raises:
         VerifyError: the tests timed out, or the command left no junit report (it is not a pytest run).
     """
-    sandbox.run(f"rm -f {JUNIT_REPORT}")
+    sandbox.run(f"rm -f {report_path}")
     command = (
-        f"cd {shlex.quote(task.workdir)} && ( {task.resolved_test_command()} "
-        f"--junitxml={JUNIT_REPORT} -o junit_family=xunit1 ) > {PYTEST_LOG} 2>&1"
+        f"cd {shlex.quote(task.workdir)} && {clean_env_prefix(task.env)} bash -c "
+        + shlex.quote(f"{task.resolved_test_command()} --junitxml={report_path} -o junit_family=xunit1")
+        + f" > {PYTEST_LOG} 2>&1"
     )
     result = sandbox.run(command, timeout=timeout)
     if result.timed_out:
         raise VerifyError(f"the tests did not finish within {timeout}s")
     try:
-        report = str(sandbox.read_file(JUNIT_REPORT))
+        report = str(sandbox.read_file(report_path))
     except FileNotFoundError:
         log = str(sandbox.read_file(PYTEST_LOG))[-2000:]
         raise VerifyError(
@@ -252,3 +282,75 @@ def grade_swe(sandbox: Sandbox, task: SWETask, timeout: float = 300.0, base: str
     """Apply the hidden tests (restoring test files from `base`), then run and grade them."""
     apply_hidden_tests(sandbox, task, base)
     return run_swe_tests(sandbox, task, timeout=timeout)
+
+
+# -- grading an agent's change in a fresh sandbox ---------------------------------------------------------------
+
+
+def agent_diff(sandbox: Sandbox, task: SWETask, base: str) -> bytes:
+    """Everything the agent changed in workdir since `base`, as a binary git diff (commits and new files included).
+
+    Raises:
+        VerifyError: git could not diff (the agent removed `.git` or `base`), or the diff is over `MAX_DIFF_BYTES`.
+    """
+    result = sandbox.run(
+        f"cd {shlex.quote(task.workdir)} && git add -A >/dev/null 2>&1; git diff --cached --binary --no-renames "
+        f"--no-ext-diff --no-textconv {shlex.quote(base)} > {AGENT_DIFF} && stat -c %s {AGENT_DIFF}"
+    )
+    size = result.output.strip().splitlines()[-1] if result.output.strip() else ""
+    if not result.ok or not size.isdigit():
+        raise VerifyError(f"could not take the agent's change as a diff against {base}: {result.output[-1000:]}")
+    if int(size) > MAX_DIFF_BYTES:
+        raise VerifyError(f"the agent's change is {size} bytes, over the limit of {MAX_DIFF_BYTES}")
+    return sandbox.read_file(AGENT_DIFF, binary=True) if int(size) else b""  # type: ignore[return-value]
+
+
+def test_directory(path: str) -> PurePosixPath | None:
+    """The directory of tests a test file sits in (up to its first `test`/`tests`/`testing` part), if any.
+
+    >>> test_directory("sympy/core/tests/test_basic.py"), test_directory("src/pkg/test_x.py")
+    (PurePosixPath('sympy/core/tests'), None)
+    """
+    parts = PurePosixPath(path).parts[:-1]
+    for depth, part in enumerate(parts, 1):
+        if part in ("test", "tests", "testing"):
+            return PurePosixPath(*parts[:depth])
+    return None
+
+
+def is_protected(path: str, test_dirs: set[PurePosixPath]) -> bool:
+    """Whether an agent's version of `path` is ignored: test and pytest/interpreter config files, test directories.
+
+    >>> is_protected("pkg/conftest.py", set()), is_protected("tests/helpers.py", {PurePosixPath("tests")})
+    (True, True)
+    >>> is_protected("lib/x.pth", set()), is_protected("pkg/core.py", {PurePosixPath("tests")})
+    (True, False)
+    """
+    pure = PurePosixPath(path)
+    if pure.name in PROTECTED_NAMES or pure.suffix == ".pth":
+        return True
+    return any(directory == pure.parent or directory in pure.parents for directory in test_dirs)
+
+
+def grade_swe_change(sandbox: Sandbox, task: SWETask, diff: bytes, timeout: float = 300.0) -> SWEGrade:
+    """Grade an agent's change in a fresh sandbox started from the task's image.
+
+    The task is set up as at reset, the diff applied, every protected path it touches (`is_protected`) put back as
+    the base has it, the hidden tests applied, and the tests run in a clean environment with their junit report
+    written to a path nobody saw.
+
+    Raises:
+        VerifyError: the diff does not apply, or the tests fail to run (see `run_swe_tests`).
+    """
+    base = setup_swe(sandbox, task)
+    touched = patched_paths(diff.decode("utf-8", errors="replace"))
+    if diff:
+        sandbox.write_file(AGENT_DIFF, diff)
+        applied = sandbox.run(f"cd {shlex.quote(task.workdir)} && git apply --binary --whitespace=nowarn {AGENT_DIFF}")
+        if not applied.ok:
+            raise VerifyError(f"the agent's change does not apply to a fresh copy of the task: {applied.output[-800:]}")
+    hidden = set(task.test_files) | set(patched_paths(task.test_patch or ""))
+    test_dirs = {d for d in map(test_directory, hidden) if d is not None}
+    restore_paths(sandbox, task.workdir, sorted(p for p in touched if p in hidden or is_protected(p, test_dirs)), base)
+    apply_hidden_tests(sandbox, task, base)
+    return run_swe_tests(sandbox, task, timeout=timeout, report_path=f"/tmp/rock_gym_{secrets.token_hex(8)}.xml")
