@@ -155,13 +155,15 @@ class SynthReport:
 # -- candidates ---------------------------------------------------------------------------------------------------
 
 
-def candidates(spec: ProjectSpec, coverage: Coverage, seed: int, max_per_function: int | None = 3) -> list[Mutation]:
-    """Seeded bug candidates in the covered functions of every library file, shuffled across files.
+def candidates(spec: ProjectSpec, coverage: Coverage, seed: int, max_per_function: int | None = None) -> list[Mutation]:
+    """Seeded bug candidates in the covered functions of every library file, in rounds: every function's first
+    candidate (in a seeded order across files), then every function's second, and so on, so that a run stopped
+    early has spread its tasks over the functions.
 
     >>> cov = Coverage({"m.py": "def f(a, b):\\n    return a < b\\n"}, {"m.py": {2}})
     >>> spec = ProjectSpec(name="m", version="1.0", sdist_sha256="0" * 64, source_paths=["m.py"])
-    >>> [m.operator for m in candidates(spec, cov, seed=0)][:1]
-    ['swap_comparison']
+    >>> sorted(m.operator for m in candidates(spec, cov, seed=0))
+    ['swap_comparison', 'wrong_return']
     """
     found: list[Mutation] = []
     for path, text in sorted(coverage.files.items()):
@@ -169,7 +171,13 @@ def candidates(spec: ProjectSpec, coverage: Coverage, seed: int, max_per_functio
         if functions:
             found.extend(mutations(path, text, seed, functions=functions, max_per_function=max_per_function))
     random.Random(f"{seed}:{spec.requirement}").shuffle(found)
-    return found
+    seen: Counter[tuple[str, str]] = Counter()
+    ranked = []
+    for mutation in found:
+        key = (mutation.path, mutation.function)
+        ranked.append((seen[key], mutation))
+        seen[key] += 1
+    return [mutation for _, mutation in sorted(ranked, key=lambda pair: pair[0])]
 
 
 # -- tasks --------------------------------------------------------------------------------------------------------
@@ -454,7 +462,7 @@ def synth(
     workers: int = 2,
     seed: int = 0,
     max_fail_to_pass: int = DEFAULT_MAX_FAIL_TO_PASS,
-    max_per_function: int | None = 3,
+    max_per_function: int | None = None,
     progress: Callable[[SynthProgress], None] | None = None,
     engine_url: str | None = None,
 ) -> SynthReport:
