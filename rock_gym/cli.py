@@ -207,7 +207,7 @@ def tasks() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--max-fail-to-pass", default=None, type=click.IntRange(min=1), help="Cap on |FAIL_TO_PASS|.")
-@click.option("--per-function", default=3, show_default=True, type=click.IntRange(min=0), help="0: no limit.")
+@click.option("--per-function", default=0, show_default=True, type=click.IntRange(min=0), help="0: no limit.")
 @click.option("--backend", type=BACKENDS, default="docker", show_default=True)
 def tasks_synth(
     project: str,
