@@ -95,6 +95,7 @@ class Evaluation:
         failures: FAIL_TO_PASS test id -> its failure text from the junit report (accepted candidates only).
         test_files: path -> content of the test files holding FAIL_TO_PASS tests (accepted candidates only).
         runs: suite runs spent on it.
+        timeouts: runs of it cut off at the run timeout (a mutant that loops forever, or a very loaded machine).
     """
 
     mutation: Mutation
@@ -102,6 +103,7 @@ class Evaluation:
     failures: dict[str, str] = field(default_factory=dict)
     test_files: dict[str, str] = field(default_factory=dict)
     runs: int = 0
+    timeouts: int = 0
 
 
 @dataclass
@@ -120,6 +122,7 @@ class SynthReport:
     candidates_tried: int = 0
     accepted: int = 0
     suite_runs: int = 0
+    timed_out_runs: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     setup_seconds: float = 0.0
@@ -144,6 +147,7 @@ class SynthReport:
             "candidates_tried": self.candidates_tried,
             "accepted": self.accepted,
             "suite_runs": self.suite_runs,
+            "timed_out_runs": self.timed_out_runs,
             "reasons": dict(self.reasons.most_common()),
             "seconds": round(self.seconds, 2),
             "setup_seconds": round(self.setup_seconds, 2),
@@ -281,6 +285,7 @@ class CandidateSandbox:
         self.cap = max_fail_to_pass
         self.is_duplicate = is_duplicate
         self.run_timeout = self.spec.timeout
+        self.timeouts = 0
         self.config = self.config.model_copy(update={"output_limit": REPORT_LIMIT})
         self.sandbox: Sandbox | None = None
         self._test_files: dict[str, str] = {}
@@ -317,8 +322,11 @@ class CandidateSandbox:
 
     def evaluate(self, mutation: Mutation) -> Evaluation:
         """Screen a candidate with one run; a `pending` one gets a rerun, then a run with the gold patch."""
+        before = self.timeouts
         try:
-            return self._evaluate(mutation)
+            evaluation = self._evaluate(mutation)
+            evaluation.timeouts = self.timeouts - before
+            return evaluation
         except SandboxError as exc:
             # The mutant took the sandbox down (or the engine hiccuped): start a fresh one for the next candidate.
             self.close()
@@ -362,6 +370,7 @@ class CandidateSandbox:
         steps.append(f"if [ -f {SUITE_REPORT} ]; then cat {SUITE_REPORT}; fi")
         result = sandbox.run("; ".join(steps), timeout=self.run_timeout)
         if result.timed_out:
+            self.timeouts += 1
             if restore:
                 sandbox.run(restore)
             return {}, ""
@@ -428,6 +437,7 @@ class _Committer:
     def add(self, index: int, evaluation: Evaluation) -> None:
         with self.lock:
             self.report.suite_runs += evaluation.runs
+            self.report.timed_out_runs += evaluation.timeouts
             self.pending[index] = evaluation
             while self.next_index in self.pending and not self.done.is_set():
                 self._commit(self.pending.pop(self.next_index))

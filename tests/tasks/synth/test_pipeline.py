@@ -250,3 +250,25 @@ def test_the_same_seed_gives_the_same_tasks(synthesized: tuple[Path, SynthReport
     second = [json.loads(line) for line in (tmp_path / TASKS_FILE).read_text().splitlines()]
     assert [row["setup_patch"] for row in second] == [row["setup_patch"] for row in first]
     assert [row["instance_id"] for row in second] == [row["instance_id"] for row in first]
+
+
+EXTRA_SPECS = Path(__file__).with_name("extra_project.toml")
+
+
+@pytest.mark.slow
+@pytest.mark.container
+def test_a_project_given_only_a_spec_entry_yields_twenty_valid_tasks(tmp_path: Path) -> None:
+    from rock_gym.cli import main
+    from rock_gym.tasks.synth import load_specs
+
+    docker_or_skip()
+    (project,) = load_specs(EXTRA_SPECS).values()
+    assert project.name not in load_specs()  # not a shipped project
+    out = tmp_path / project.name
+    args = ["tasks", "synth", "--project", project.requirement, "--spec-file", str(EXTRA_SPECS)]
+    synthesized = CliRunner().invoke(main, [*args, "--max-tasks", "20", "--out", str(out)])
+    assert synthesized.exit_code == 0, synthesized.output
+    assert len(load(out)) == 20
+    validated = CliRunner().invoke(main, ["tasks", "validate", str(out)])
+    assert validated.exit_code == 0, validated.output
+    assert json.loads((out / "validation.json").read_text())["passed"] == 20
