@@ -254,7 +254,7 @@ def tasks_synth(
     console.print(table)
     console.print(
         f"{summary['candidates_available']} candidates in {summary['covered_functions']} covered functions; "
-        f"{summary['suite_runs']} suite runs; {summary['seconds']:.0f}s; "
+        f"{summary['suite_runs']} suite runs ({summary['timed_out_runs']} timed out); {summary['seconds']:.0f}s; "
         f"{summary['tasks_per_minute']:.1f} validated tasks/min; written to {out_dir}"
     )
 
