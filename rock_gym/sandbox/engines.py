@@ -24,6 +24,7 @@ import docker
 import docker.errors
 from docker.types import Ulimit
 from docker.utils import parse_bytes
+from docker.utils.socket import frames_iter
 
 from rock_gym.sandbox.config import DEFAULT_IMAGE, SHELL_CAPABILITIES, SandboxConfig
 from rock_gym.sandbox.errors import EngineUnavailableError, ImageNotFoundError, SandboxError
@@ -83,6 +84,7 @@ class Engine:
             ) from exc
         self.api = self.client.api
         self._disk_driver: str | None = _UNKNOWN
+        self._disk_lock = threading.Lock()  # asked once, and warned about once, however many threads start sandboxes
 
     @classmethod
     def connect(cls, config: SandboxConfig) -> Engine:
@@ -146,15 +148,19 @@ class Engine:
 
     def disk_driver(self) -> str | None:
         """The storage driver when it can bound a container's disk (btrfs, or overlay on xfs), else None."""
-        if self._disk_driver == _UNKNOWN:
-            info = self.api.info()
-            driver = str(info.get("Driver", ""))
-            backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
-            if driver == "btrfs" or (driver.startswith("overlay") and backing == "xfs"):
-                self._disk_driver = driver
-            else:
-                self._no_disk_quota(f"its storage is {driver} on {backing or 'an unknown filesystem'}")
+        with self._disk_lock:
+            if self._disk_driver == _UNKNOWN:
+                self._find_disk_driver()
         return self._disk_driver
+
+    def _find_disk_driver(self) -> None:
+        info = self.api.info()
+        driver = str(info.get("Driver", ""))
+        backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+        if driver == "btrfs" or (driver.startswith("overlay") and backing == "xfs"):
+            self._disk_driver = driver
+        else:
+            self._no_disk_quota(f"its storage is {driver} on {backing or 'an unknown filesystem'}")
 
     def disk_bounded(self, config: SandboxConfig) -> bool:
         """Whether sandboxes made from `config` on this engine get their disk bound."""
@@ -231,10 +237,25 @@ class Engine:
         except docker.errors.APIError:
             return None
 
-    def exec_run(self, container_id: str, argv: list[str]) -> tuple[int | None, bytes]:
-        """Run a one-off command (a new exec) and wait for it."""
+    def exec_run(self, container_id: str, argv: list[str], timeout: float = 10.0) -> tuple[int | None, bytes]:
+        """Run a one-off command (a new exec) and wait for it, at most `timeout` seconds between two reads.
+
+        An exec into a container at its pids limit (a fork bomb) can hang in the engine without a word: the wait is
+        bounded, and TimeoutError raised.
+        """
         exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
-        output = self.api.exec_start(exec_id)
+        stream = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        try:
+            raw.settimeout(timeout)
+            output = b"".join(data for _, data in frames_iter(raw, tty=False))
+        except OSError as exc:  # socket.timeout included
+            raise TimeoutError(f"a one-off exec in {container_id[:12]} gave nothing for {timeout}s: {exc}") from exc
+        finally:
+            for closable in (getattr(stream, "_response", None), stream, raw):
+                if closable is not None:
+                    with contextlib.suppress(Exception):
+                        closable.close()
         return self.exec_exit_code(exec_id), output
 
     # -- files ------------------------------------------------------------------------------------------------
