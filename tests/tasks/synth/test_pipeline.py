@@ -257,6 +257,7 @@ EXTRA_SPECS = Path(__file__).with_name("extra_project.toml")
 
 @pytest.mark.slow
 @pytest.mark.container
+@pytest.mark.timeout(1800)  # about 3 minutes on an idle 2-core machine; far more while other jobs load it
 def test_a_project_given_only_a_spec_entry_yields_twenty_valid_tasks(tmp_path: Path) -> None:
     from rock_gym.cli import main
     from rock_gym.tasks.synth import load_specs
