@@ -267,20 +267,21 @@ def test_env_keeps_working_or_ends_clearly_after_hostile_turns(backend, sibling)
     limits = {"pids_limit": 64, "memory": "256m", "startup_timeout": 20}
     env = gym.make("rock/Terminal-v0", backend=backend, call_timeout=3, sandbox=limits)
     memory, bomb = "python3 -c 'b = bytearray(1 << 30)'", "bomb() { bomb | bomb & }; bomb"
-    attacks = (memory, "yes", "kill -9 -1", "true", bomb, "yes")
+    attacks = (memory, "yes", "kill -9 -1", "true", bomb)
     endings = []
     try:
         env.reset(seed=0)
-        for attack in attacks:
+        for number, attack in enumerate(attacks):
             obs, reward, terminated, truncated, info = env.step(bash(attack))
             answers_quickly(sibling)
-            if truncated:  # `kill -9 -1` kills the container's keeper process: the episode ends, and says why
+            if truncated:  # the episode may end, and then says why
                 assert "sandbox was lost" in info["error"] and "sandbox was lost" in obs
-                endings.append(attack)
+                endings.append(number)
                 env.reset(seed=0)
         obs, *_ = env.step(bash("echo still here"))
         assert "still here" in obs
     finally:
         env.close()
-    # `kill -9 -1` kills the container's keeper (the next call finds it gone); a fork bomb outlives its call.
-    assert set(endings) <= {"kill -9 -1", "true", "yes"}, endings
+    # A memory hog and a flood never cost the sandbox; `kill -9 -1` kills the container's keeper (the episode ends at
+    # it or the next call), and a fork bomb outlives its call (the sandbox may be lost at it or the next call).
+    assert not {0, 1} & set(endings), [attacks[n] for n in endings]
