@@ -40,6 +40,12 @@ def engine(backend: str):  # type: ignore[no-untyped-def]
     return engine_or_skip(backend)
 
 
+@pytest.fixture(scope="session")
+def docker_engine():  # type: ignore[no-untyped-def]
+    """The docker engine alone, for tests whose subject does not depend on the engine."""
+    return engine_or_skip("docker")
+
+
 @pytest.fixture
 def sandbox(backend: str) -> Iterator[object]:
     from rock_gym.sandbox import Sandbox, SandboxConfig

@@ -188,16 +188,23 @@ class Engine:
             why,
         )
 
-    def remove(self, container_id: str) -> None:
-        """Kill and remove a container; a container already gone is fine."""
-        try:
-            self.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "removal" in str(exc) and "already in progress" in str(exc):
+    def remove(self, container_id: str, attempts: int = 4) -> None:
+        """Kill and remove a container; a container already gone is fine.
+
+        A busy engine (a container still stopping, an exec session closing) may refuse once: retried with backoff.
+        """
+        for attempt in range(attempts):
+            try:
+                self.api.remove_container(container_id, force=True, v=True)
                 return
-            raise
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if "removal" in str(exc) and "already in progress" in str(exc):
+                    return
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.25 * 2**attempt)
 
     def is_running(self, container_id: str) -> bool:
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
+import logging
 import os
 import secrets
 import tarfile
@@ -18,6 +18,8 @@ from rock_gym.sandbox.config import SandboxConfig
 from rock_gym.sandbox.engines import Engine
 from rock_gym.sandbox.errors import SandboxClosedError, SandboxError, SandboxStartError
 from rock_gym.sandbox.session import CommandResult, ShellSession
+
+log = logging.getLogger(__name__)
 
 
 class Sandbox:
@@ -79,9 +81,10 @@ class Sandbox:
                 return
             self._closed = True
         if self.engine is not None and self.container_id is not None:
-            # An engine that is gone leaves the container to `rock-gym gc` once it is back.
-            with contextlib.suppress(docker.errors.DockerException):
+            try:
                 self.engine.remove(self.container_id)
+            except docker.errors.DockerException as exc:  # an engine that is gone: `rock-gym gc` cleans up later
+                log.warning("could not remove container %s (run `rock-gym gc`): %s", self.container_id[:12], exc)
         with self._lock:
             if self.session is not None:
                 self.session.close()

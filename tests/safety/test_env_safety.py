@@ -14,11 +14,8 @@ pytestmark = pytest.mark.container
 
 
 @pytest.fixture(scope="module")
-def docker() -> None:
+def docker(docker_engine) -> None:
     """Docker only: the monitor does not touch the engine. Skipped (or failed, per ROCK_GYM_REQUIRE_ENGINES)."""
-    from conftest import engine_or_skip
-
-    engine_or_skip("docker")
 
 
 def act(*commands: str) -> str:

@@ -257,7 +257,8 @@ def test_cpu_burn_stays_within_the_cpu_limit(backend, sibling):
         answers_quickly(sibling)
         used1, wall1 = cpu_seconds(sb)
         cores = (used1 - used0) / (wall1 - wall0)
-        assert 0.5 < cores < 1.15, f"the burn used {cores:.2f} cores with cpus=1"
+        # Above 0.1: the burn ran (on a loaded 2-core host it may get well under its core); below 1.15: the limit held.
+        assert 0.1 < cores < 1.15, f"the burn used {cores:.2f} cores with cpus=1"
 
 
 @pytest.mark.timeout(240)
