@@ -37,7 +37,7 @@ class _Bug:
     support: dict[str, str]
     test_path: str
     visible_tests: str
-    hidden_tests: str
+    failing_tests: str  # appended to visible_tests to make the hidden test file
     fail_to_pass: list[str]
     pass_to_pass: list[str]
 
@@ -56,7 +56,7 @@ class _Bug:
             image=DEFAULT_IMAGE,
             workdir=WORKDIR,
             test_command=TEST_COMMAND,
-            test_files={self.test_path: self.hidden_tests},
+            test_files={self.test_path: f"{self.visible_tests}\n\n{self.failing_tests}"},
             repo_files=repo,
             expert_turns=self._expert_turns(),
         )
@@ -109,7 +109,9 @@ def mean(values):
     new="    if value > high:\n        return high\n",
     support={"numtools/__init__.py": 'from numtools.core import clamp, mean\n\n__all__ = ["clamp", "mean"]\n'},
     test_path="tests/test_core.py",
-    visible_tests="""from numtools import clamp, mean
+    visible_tests="""import pytest
+
+from numtools import clamp, mean
 
 
 def test_clamp_inside():
@@ -123,26 +125,9 @@ def test_clamp_below():
 def test_mean():
     assert mean([1, 2, 3]) == 2
 """,
-    hidden_tests="""import pytest
-
-from numtools import clamp, mean
-
-
-def test_clamp_inside():
-    assert clamp(5, 0, 10) == 5
-
-
-def test_clamp_below():
-    assert clamp(-3, 0, 10) == 0
-
-
-@pytest.mark.parametrize("value", [11, 15, 1000])
+    failing_tests="""@pytest.mark.parametrize("value", [11, 15, 1000])
 def test_clamp_above(value):
     assert clamp(value, 0, 10) == 10
-
-
-def test_mean():
-    assert mean([1, 2, 3]) == 2
 """,
     fail_to_pass=[
         "tests/test_core.py::test_clamp_above[11]",
@@ -181,14 +166,7 @@ def slugify(text):
 def test_single_word():
     assert slugify("Hello") == "hello"
 """,
-    hidden_tests="""from textkit.slug import slugify
-
-
-def test_single_word():
-    assert slugify("Hello") == "hello"
-
-
-def test_collapses_separators():
+    failing_tests="""def test_collapses_separators():
     assert slugify("  Hello,  World! ") == "hello-world"
 
 
@@ -232,18 +210,7 @@ def test_overlapping():
 def test_disjoint():
     assert merge([(1, 2), (4, 5)]) == [(1, 2), (4, 5)]
 """,
-    hidden_tests="""from spans.merge import merge
-
-
-def test_overlapping():
-    assert merge([(5, 8), (1, 6)]) == [(1, 8)]
-
-
-def test_disjoint():
-    assert merge([(1, 2), (4, 5)]) == [(1, 2), (4, 5)]
-
-
-def test_touching():
+    failing_tests="""def test_touching():
     assert merge([(3, 5), (1, 3)]) == [(1, 5)]
 
 
@@ -294,22 +261,7 @@ def test_total_without_discount():
     cart.add("book", 12.0)
     assert cart.total() == 12.0
 """,
-    hidden_tests="""from shop.cart import Cart
-
-
-def test_subtotal():
-    cart = Cart()
-    cart.add("pen", 2.5, 4)
-    assert cart.subtotal() == 10.0
-
-
-def test_total_without_discount():
-    cart = Cart()
-    cart.add("book", 12.0)
-    assert cart.total() == 12.0
-
-
-def test_total_with_discount():
+    failing_tests="""def test_total_with_discount():
     cart = Cart(discount=25)
     cart.add("lamp", 100.0, 2)
     assert cart.total() == 150.0
