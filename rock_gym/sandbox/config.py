@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_IMAGE = "rock-gym/base:bookworm"
 
@@ -13,10 +13,12 @@ DEFAULT_IMAGE = "rock-gym/base:bookworm"
 #: (NET_RAW, MKNOD, SYS_CHROOT, AUDIT_WRITE, NET_BIND_SERVICE, SETFCAP, SETPCAP) is dropped.
 SHELL_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 
-#: Where each backend listens when the user names no address.
+#: Where each backend listens when the user names no address. Podman's compatible API takes no runtime per
+#: container: gVisor sandboxes go to a second service started with `--runtime runsc` (`scripts/setup` starts both).
 DEFAULT_ENGINE_URLS = {
     "docker": "unix:///var/run/docker.sock",
     "podman": "unix:///run/podman/podman.sock",
+    "podman-runsc": "unix:///run/podman/podman-runsc.sock",
 }
 
 
@@ -35,7 +37,8 @@ class SandboxConfig(BaseModel):
     engine_url: str | None = Field(
         None,
         description="Engine API address (unix:///..., tcp://host:port, ssh://user@host). Default: $ROCK_GYM_<BACKEND>"
-        "_URL, then $DOCKER_HOST (docker) or $CONTAINER_HOST (podman), then the backend's standard socket.",
+        "_URL, then $DOCKER_HOST (docker) or $CONTAINER_HOST (podman), then the backend's standard socket; podman "
+        "with runtime='runsc': $ROCK_GYM_PODMAN_RUNSC_URL, then unix:///run/podman/podman-runsc.sock.",
     )
     workdir: str = Field("/", description="Working directory of the shell at start.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables of the shell.")
@@ -45,15 +48,32 @@ class SandboxConfig(BaseModel):
     disk: str | None = Field(
         "10g",
         pattern=r"^\d+[bkmgBKMG]?$",
-        description="Most bytes the sandbox may add to its filesystem, e.g. 10g; None: unbounded. Applied where the "
-        "engine's storage can bound a container (btrfs with quotas, or overlay on xfs with pquota: `scripts/setup` "
-        "makes it so on a fresh machine); elsewhere a warning is logged once and the disk is unbounded.",
+        description="Most bytes the sandbox may add to its filesystem, e.g. 10g; None: unbounded. Enforced by the "
+        "disk watchdog (`rock_gym.sandbox.limits`) on an engine whose storage this host can read (a local engine); "
+        "elsewhere a warning is logged once and the disk is unbounded.",
+    )
+    runtime: Literal["runc", "runsc"] = Field(
+        "runc",
+        description="OCI runtime: runc (namespaces and cgroups) or runsc (gVisor: a user-space kernel between the "
+        "agent and the host's; `scripts/setup` registers it with both engines).",
+    )
+    user: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="Unprivileged user the agent's shell runs as (created in the sandbox when missing); setup and "
+        "grading still run as root (`Sandbox.run(..., root=True)`). None: the shell is the sandbox's root.",
     )
     network: Literal["none", "bridge"] = Field("none", description="Networking; off unless a user opts in.")
     output_limit: int = Field(64_000, ge=256, description="Most bytes of output kept per call (head and tail).")
     timeout: float = Field(60.0, gt=0, description="Default per-call timeout in seconds.")
     startup_timeout: float = Field(60.0, gt=0, description="Seconds allowed from create to a ready shell.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the container.")
+
+    @model_validator(mode="after")
+    def _runsc_has_no_network(self) -> SandboxConfig:
+        if self.runtime == "runsc" and self.network != "none":
+            raise ValueError("runtime='runsc' sandboxes run with networking off (network='none')")
+        return self
 
     @field_validator("workdir")
     @classmethod
@@ -66,6 +86,8 @@ class SandboxConfig(BaseModel):
         """The engine address this config points at, after environment defaults."""
         if self.engine_url:
             return self.engine_url
+        if self.backend == "podman" and self.runtime == "runsc":
+            return os.environ.get("ROCK_GYM_PODMAN_RUNSC_URL") or DEFAULT_ENGINE_URLS["podman-runsc"]
         override = os.environ.get(f"ROCK_GYM_{self.backend.upper()}_URL")
         if override:
             return override

@@ -1,10 +1,14 @@
 """Where sandboxes run: Docker or Podman, both driven through the Docker Engine API (the `docker` SDK).
 
-Podman serves the same API from `podman system service`, so one client class covers both; the differences (init
-binary, explicit ulimits) live in `container_spec`.
+Podman serves the same API from `podman system service`, so one client class covers both; the differences (user
+namespaces, explicit ulimits) live in `container_spec`.
 
-The disk bound is the engine's `storage_opt size`, which only some storage can enforce: btrfs with quotas (both
-engines, through the API) and overlay on xfs mounted with `pquota`. `Engine.disk_driver` finds out once per engine.
+User namespaces: a sandbox's root must not be the host's root. Docker remaps every container when its daemon runs
+with `userns-remap` (`scripts/setup` configures it); Podman gives each container its own range (`UsernsMode
+auto`, from the `containers` entry of /etc/subuid). `Engine.check_userns` warns once where neither holds.
+
+The disk bound is not the engines' `storage_opt size` (only btrfs quotas, whose qgroups pile up under churn, or xfs
+project quotas, which this kernel lacks, enforce it): `rock_gym.sandbox.limits` watches the writable layer instead.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from typing import Any
 import docker
 import docker.errors
 from docker.types import Ulimit
-from docker.utils import parse_bytes
 from docker.utils.socket import frames_iter
 
 from rock_gym.sandbox.config import DEFAULT_IMAGE, SHELL_CAPABILITIES, SandboxConfig
@@ -34,9 +37,8 @@ LABEL_OWNER_PID = "rock_gym.owner_pid"
 LABEL_OWNER_HOST = "rock_gym.owner_host"
 LABEL_OWNER_START = "rock_gym.owner_start"
 
-#: What both engines answer when asked for a size on storage that cannot enforce it.
-NO_DISK_QUOTA = "--storage-opt is supported only for"
-_UNKNOWN = "?"
+#: Podman's per-container user namespace: a free range of this many ids from /etc/subuid's `containers` entry.
+PODMAN_USERNS = "auto:size=65536"
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,10 @@ class Engine:
                 f"cannot reach the {backend} engine at {url}: {_START_HINTS[backend]}; or set engine_url. ({exc})"
             ) from exc
         self.api = self.client.api
-        self._disk_driver: str | None = _UNKNOWN
-        self._disk_lock = threading.Lock()  # asked once, and warned about once, however many threads start sandboxes
+        self._warned: set[str] = set()
+        self._warn_lock = threading.Lock()  # each warning once, however many threads start sandboxes
+        self.podman_userns: str | None = PODMAN_USERNS if backend == "podman" else None
+        self.userns_checked = False
 
     @classmethod
     def connect(cls, config: SandboxConfig) -> Engine:
@@ -113,8 +117,10 @@ class Engine:
             init=True,
             # Podman on hybrid cgroups cannot raise rlimits: set them explicitly, at or below the host's.
             ulimits=[Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=4096, hard=4096)],
-            storage_opt=self.storage_opt(config),
+            runtime=config.runtime if config.runtime != "runc" else None,
         )
+        if self.podman_userns:  # the SDK only lets `host` through its userns_mode argument
+            host_config["UsernsMode"] = self.podman_userns
         return {
             "image": config.image,
             # PID 1 waits on a stdin that nobody writes: bash only, no `sleep` binary assumed.
@@ -133,60 +139,47 @@ class Engine:
             try:
                 return self.api.create_container(**self.container_spec(config))["Id"]
             except docker.errors.APIError as exc:
-                if NO_DISK_QUOTA not in str(exc) or self.disk_driver() is None:
+                if not self.podman_userns or "subuid" not in str(exc).lower() + str(exc.explanation).lower():
                     raise
-                self._no_disk_quota(f"its storage refused the size: {exc.explanation or exc}")
+                self.podman_userns = None
+                self.warn_once(
+                    "userns",
+                    f"podman cannot give containers their own user namespace ({exc.explanation})"
+                    ": add `containers:200000:268435456` to /etc/subuid and /etc/subgid (`bash "
+                    "scripts/setup` does); sandboxes here run as the host's root",
+                )
                 return self.api.create_container(**self.container_spec(config))["Id"]
         except docker.errors.ImageNotFound as exc:
             raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
         except docker.errors.APIError as exc:
             if "no such image" in str(exc).lower() or "image not known" in str(exc).lower():
                 raise ImageNotFoundError(missing_image_message(config.image, self.backend)) from exc
+            if config.runtime != "runc" and "runtime" in str(exc).lower():
+                raise SandboxError(
+                    f"the {self.backend} engine at {self.url} has no runtime {config.runtime!r}: register it (`bash "
+                    f"scripts/setup` registers runsc with the engines it starts): {exc.explanation or exc}"
+                ) from exc
             raise SandboxError(f"{self.backend} could not create a container from {config.image}: {exc}") from exc
 
-    # -- disk bound -------------------------------------------------------------------------------------------
+    # -- checks -----------------------------------------------------------------------------------------------
 
-    def disk_driver(self) -> str | None:
-        """The storage driver when it can bound a container's disk (btrfs, or overlay on xfs), else None."""
-        with self._disk_lock:
-            if self._disk_driver == _UNKNOWN:
-                self._find_disk_driver()
-        return self._disk_driver
+    def warn_once(self, key: str, message: str) -> None:
+        with self._warn_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning("the %s engine at %s: %s", self.backend, self.url, message)
 
-    def _find_disk_driver(self) -> None:
-        info = self.api.info()
-        driver = str(info.get("Driver", ""))
-        backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
-        if driver == "btrfs" or (driver.startswith("overlay") and backing == "xfs"):
-            self._disk_driver = driver
-        else:
-            self._no_disk_quota(f"its storage is {driver} on {backing or 'an unknown filesystem'}")
-
-    def disk_bounded(self, config: SandboxConfig) -> bool:
-        """Whether sandboxes made from `config` on this engine get their disk bound."""
-        return config.disk is not None and self.disk_driver() is not None
-
-    def storage_opt(self, config: SandboxConfig) -> dict[str, str] | None:
-        """The `storage_opt` that bounds the bytes a sandbox adds to its filesystem, or None where it cannot."""
-        if not self.disk_bounded(config):
-            return None
-        size = parse_bytes(str(config.disk))
-        if self._disk_driver == "btrfs":
-            # A btrfs quota counts every byte the container's snapshot refers to, the image's included.
-            with contextlib.suppress(docker.errors.APIError):
-                size += int(self.api.inspect_image(config.image).get("Size") or 0)
-        return {"size": str(size)}
-
-    def _no_disk_quota(self, why: str) -> None:
-        self._disk_driver = None
-        log.warning(
-            "the %s engine at %s cannot bound a sandbox's disk (%s): sandboxes there may fill the host's disk. "
-            "Put its storage on btrfs with quotas (`bash scripts/setup` does so on a machine whose engines are not "
-            "running yet), or set disk=None to silence this.",
-            self.backend,
-            self.url,
-            why,
-        )
+    def check_userns(self, uid_map: str) -> None:
+        """Warn once when a sandbox's root is the host's root (its /proc/self/uid_map maps 0 to 0)."""
+        first = uid_map.split()[:2]
+        if first == ["0", "0"]:
+            fix = (
+                "run dockerd with `userns-remap` (`bash scripts/setup` configures the daemon it starts)"
+                if self.backend == "docker"
+                else "give /etc/subuid a `containers` range (`bash scripts/setup` does)"
+            )
+            self.warn_once("userns", f"sandboxes run as the host's root (no user namespace): {fix}")
 
     def remove(self, container_id: str, attempts: int = 4) -> None:
         """Kill and remove a container; a container already gone is fine.
@@ -218,14 +211,20 @@ class Engine:
 
     # -- exec -------------------------------------------------------------------------------------------------
 
-    def attach_shell(self, container_id: str) -> tuple[str, socket.socket, Callable[[], None]]:
-        """Start `bash` in the container with stdin attached.
+    def attach_shell(self, container_id: str, user: str | None = None) -> tuple[str, socket.socket, Callable[[], None]]:
+        """Start `bash` in the container (as `user`, default the image's) with stdin attached.
 
         Returns the exec id, the raw stream socket, and a function that releases the stream (socket, file wrapper
         and HTTP response: the socket's file descriptor is freed only once all three are closed).
         """
         exec_id = self.api.exec_create(
-            container_id, ["bash", "--noprofile", "--norc"], stdin=True, stdout=True, stderr=True, tty=False
+            container_id,
+            ["bash", "--noprofile", "--norc"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            user=user or "",
         )["Id"]
         stream = self.api.exec_start(exec_id, socket=True)
         raw = getattr(stream, "_sock", stream)
@@ -244,13 +243,15 @@ class Engine:
         except docker.errors.APIError:
             return None
 
-    def exec_run(self, container_id: str, argv: list[str], timeout: float = 10.0) -> tuple[int | None, bytes]:
+    def exec_run(
+        self, container_id: str, argv: list[str], timeout: float = 10.0, user: str = ""
+    ) -> tuple[int | None, bytes]:
         """Run a one-off command (a new exec) and wait for it, at most `timeout` seconds between two reads.
 
         An exec into a container at its pids limit (a fork bomb) can hang in the engine without a word: the wait is
         bounded, and TimeoutError raised.
         """
-        exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+        exec_id = self.api.exec_create(container_id, argv, stdout=True, stderr=True, user=user)["Id"]
         stream = self.api.exec_start(exec_id, socket=True)
         raw = getattr(stream, "_sock", stream)
         try:

@@ -12,12 +12,23 @@ import time
 from pathlib import Path, PurePosixPath
 
 import docker.errors
+from docker.utils import parse_bytes
 
 from rock_gym.sandbox import cleanup
 from rock_gym.sandbox.config import SandboxConfig
 from rock_gym.sandbox.engines import Engine
 from rock_gym.sandbox.errors import SandboxClosedError, SandboxError, SandboxStartError
+from rock_gym.sandbox.limits import Guard, Watchdog
 from rock_gym.sandbox.session import CommandResult, ShellSession
+
+#: Creates the agent's user where the image lacks it (no `useradd` assumed: minimal images have none).
+ADD_USER = r"""
+id -u "$1" >/dev/null 2>&1 && exit 0
+useradd -m -U -s /bin/bash "$1" 2>/dev/null && exit 0
+uid=$(( $(cut -d: -f3 /etc/passwd | sort -n | tail -1) + 1 )); [ "$uid" -lt 1000 ] && uid=1000
+echo "$1:x:$uid:$uid::/home/$1:/bin/bash" >> /etc/passwd && echo "$1:x:$uid:" >> /etc/group
+mkdir -p "/home/$1" && chown "$uid:$uid" "/home/$1"
+"""
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,8 @@ class Sandbox:
         self.engine: Engine | None = None
         self.container_id: str | None = None
         self.session: ShellSession | None = None
+        self.root_session: ShellSession | None = None  # setup and grading, when the agent's shell is not root
+        self.guard: Guard | None = None
         self.startup_seconds: float | None = None
         self._lock = threading.RLock()  # one call (or file transfer) at a time
         self._close_lock = threading.Lock()
@@ -57,8 +70,18 @@ class Sandbox:
         cleanup.track(self)
         try:
             self.engine.api.start(self.container_id)
-            self.session = ShellSession(self.engine, self.container_id, self.config.output_limit)
+            if self.config.user:
+                code, out = self.engine.exec_run(
+                    self.container_id,
+                    ["bash", "-c", ADD_USER, "add", self.config.user],
+                    timeout=self.config.startup_timeout,
+                    user="0",
+                )
+                if code != 0:
+                    raise SandboxError(f"could not create user {self.config.user!r}: {out.decode(errors='replace')}")
+            self.session = ShellSession(self.engine, self.container_id, self.config.output_limit, self.config.user)
             self.session.open(timeout=self.config.startup_timeout)
+            self._guard()
         except BaseException as exc:
             self.close()
             if isinstance(exc, Exception):
@@ -80,14 +103,17 @@ class Sandbox:
             if self._closed:
                 return
             self._closed = True
+        if self.guard is not None:
+            Watchdog.get().remove(self.guard)
         if self.engine is not None and self.container_id is not None:
             try:
                 self.engine.remove(self.container_id)
             except docker.errors.DockerException as exc:  # an engine that is gone: `rock-gym gc` cleans up later
                 log.warning("could not remove container %s (run `rock-gym gc`): %s", self.container_id[:12], exc)
         with self._lock:
-            if self.session is not None:
-                self.session.close()
+            for session in (self.session, self.root_session):
+                if session is not None:
+                    session.close()
         cleanup.untrack(self)
 
     def __enter__(self) -> Sandbox:
@@ -106,16 +132,20 @@ class Sandbox:
 
     # -- commands ---------------------------------------------------------------------------------------------
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        """Run one command in the persistent shell."""
-        return self.run_many([command], timeout=timeout)[0]
+    def run(self, command: str, timeout: float | None = None, root: bool = False) -> CommandResult:
+        """Run one command in the persistent shell (`root`: in the root shell, see `run_many`)."""
+        return self.run_many([command], timeout=timeout, root=root)[0]
 
-    def run_many(self, commands: list[str], timeout: float | list[float] | None = None) -> list[CommandResult]:
+    def run_many(
+        self, commands: list[str], timeout: float | list[float] | None = None, root: bool = False
+    ) -> list[CommandResult]:
         """Run a chunk of commands in order, written to the shell in one round trip.
 
         Args:
             commands: shell commands; each sees the cwd and variables the previous ones left.
             timeout: seconds per command (one value for all, or one per command); default config.timeout.
+            root: run them as the sandbox's root (task setup, grading) in a second persistent shell, where the
+                agent's shell runs as `config.user`; the same shell as the agent's otherwise.
         """
         if isinstance(timeout, list):
             timeouts = [float(t) for t in timeout]
@@ -125,9 +155,8 @@ class Sandbox:
             raise ValueError(f"timeouts must be positive, got {timeouts}")
         with self._lock:
             self._require_started()
-            assert self.session is not None
             try:
-                return self.session.run_many(list(commands), timeouts)
+                return self._session(root).run_many(list(commands), timeouts)
             except (SandboxError, docker.errors.DockerException, OSError) as exc:
                 raise SandboxClosedError(f"sandbox {self._short_id()} was lost: {exc}") from exc
 
@@ -197,6 +226,44 @@ class Sandbox:
             return self._engine().commit(self._require_started(), repository, tag or secrets.token_hex(6))
 
     # -- internals --------------------------------------------------------------------------------------------
+
+    def _session(self, root: bool) -> ShellSession:
+        assert self.session is not None and self.engine is not None and self.container_id is not None
+        if not root or not self.config.user:
+            return self.session
+        if self.root_session is None:
+            session = ShellSession(self.engine, self.container_id, self.config.output_limit, user="0")
+            session.open(timeout=self.config.startup_timeout)
+            session.guard = self.guard
+            self.root_session = session
+        return self.root_session
+
+    def _guard(self) -> None:
+        """Watch this sandbox's budgets from the host, when its processes are here (see `limits`)."""
+        assert self.engine is not None and self.session is not None and self.container_id is not None
+        if self.config.runtime == "runc" and not self.engine.userns_checked:
+            self.engine.userns_checked = True
+            self.engine.check_userns(self.session.run_many(["cat /proc/self/uid_map"], [10.0])[0].output)
+        disk = parse_bytes(self.config.disk) if self.config.disk else None
+        guard = Guard.attach(
+            self.engine.api.inspect_container(self.container_id),
+            self.config.pids_limit,
+            parse_bytes(self.config.memory),
+            disk,
+        )
+        if guard is None:
+            why = "gVisor keeps them in its own kernel" if self.config.runtime == "runsc" else "a remote engine"
+            self.engine.warn_once(
+                f"unguarded-{self.config.runtime}",
+                f"its sandboxes' processes and storage are not on this host ({why}): the disk bound is not enforced"
+                " and processes a call leaves behind are ended only through the engine",
+            )
+            return
+        if disk is not None and guard.upper is None:
+            self.engine.warn_once("no-upper", "its storage has no overlay upper directory here: disks are unbounded")
+        guard.protected.add(self.session.pid or 0)
+        self.session.guard = self.guard = guard
+        Watchdog.get().add(guard)
 
     def _put(self, archive: bytes) -> None:
         with self._lock:

@@ -5,13 +5,15 @@ carries a per-session nonce, the call's sequence number and its exit status. A c
 trip, and a chunk of calls is written at once and read back in order. Shell state (cwd, variables, functions)
 persists because every call runs in the same bash process.
 
-A call that outlives its timeout has every process of the shell's session except the shell itself killed (through a
-separate exec); if the shell is the one busy (a builtin loop), it is killed and the session restarted.
+A call that outlives its timeout has every process of the shell's session except the shell itself killed (from the
+host when the sandbox's processes are visible there, see `limits.Guard`; else through a separate exec); if the shell
+is the one busy (a builtin loop), it is killed and the session restarted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import select
 import socket
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 from rock_gym.sandbox.engines import Engine
 from rock_gym.sandbox.errors import SandboxError
+from rock_gym.sandbox.limits import Ending, Guard
 
 #: Seconds a timed-out call's shell gets to report back after its processes are killed.
 KILL_GRACE = 2.0
@@ -55,6 +58,9 @@ class CommandResult:
         duration: seconds from the call's start to its end marker.
         session_restarted: the shell died during the call (`exit`, `kill -9 $$`, a stuck builtin) and a new one
             was started; cwd, variables and functions are back to their defaults.
+        ended_processes: processes the sandbox's watchdog ended during (or right after) the call because the
+            sandbox's process, memory or disk budget was exhausted (see `rock_gym.sandbox.limits`).
+        exhausted: which budget that was ("process", "memory" or "disk"), else None.
     """
 
     command: str
@@ -64,6 +70,8 @@ class CommandResult:
     truncated: bool = False
     duration: float = 0.0
     session_restarted: bool = False
+    ended_processes: int = 0
+    exhausted: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -153,10 +161,12 @@ class _Call:
 class ShellSession:
     """One bash process inside a container, driven over its attached stdin/stdout."""
 
-    def __init__(self, engine: Engine, container_id: str, output_limit: int) -> None:
+    def __init__(self, engine: Engine, container_id: str, output_limit: int, user: str | None = None) -> None:
         self.engine = engine
         self.container_id = container_id
         self.output_limit = output_limit
+        self.user = user
+        self.guard: Guard | None = None  # set by the sandbox once the container's processes are found on this host
         self.nonce = secrets.token_hex(8).encode()
         self.seq = 0
         self.pid: int | None = None
@@ -171,7 +181,7 @@ class ShellSession:
 
     def open(self, timeout: float) -> None:
         """Start the shell and wait until it answers; raise SandboxError if it does not within `timeout`."""
-        self.exec_id, self.sock, self._release = self.engine.attach_shell(self.container_id)
+        self.exec_id, self.sock, self._release = self.engine.attach_shell(self.container_id, self.user)
         self.sock.setblocking(False)
         self.decoder = FrameDecoder()
         self.pending = bytearray()
@@ -200,6 +210,8 @@ class ShellSession:
     ) -> list[CommandResult]:
         """Run commands in order in this shell, written in one go; one result per command."""
         calls = [self._new_call(cmd, t) for cmd, t in zip(commands, timeouts, strict=True)]
+        if self.guard is not None:
+            self.guard.begin(calls[0].seq, self.pid)
         self._send(calls)
         index = 0
         while index < len(calls):
@@ -219,7 +231,12 @@ class ShellSession:
                 for call in rest:
                     call.seq = self._next_seq()
                 self._send(rest)
-        return [call.result for call in calls if call.result is not None]
+                if self.guard is not None:
+                    self.guard.begin(rest[0].seq if rest else 0, self.pid)
+        results = [call.result for call in calls if call.result is not None]
+        if self.guard is not None:
+            results = with_endings(results, [call.seq for call in calls], self.guard.end())
+        return results
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -239,6 +256,8 @@ class ShellSession:
     def _await(self, call: _Call) -> None:
         """Pump the socket until `call`'s end marker arrives, enforcing its timeout."""
         call.started = time.monotonic()
+        if self.guard is not None:
+            self.guard.next_call(call.seq)
         deadline = call.started + call.timeout
         while True:
             if self._take_marker(call):
@@ -326,6 +345,8 @@ class ShellSession:
     def _kill_children(self) -> None:
         if self.pid is None:
             return
+        if self.guard is not None and self.guard.kill_session(self.pid):
+            return
         # The container may be gone: the next read tells.
         with contextlib.suppress(Exception):
             self.engine.exec_run(self.container_id, ["bash", "-c", KILL_SESSION_SCRIPT, "kill", str(self.pid)])
@@ -334,7 +355,26 @@ class ShellSession:
         if self.pid is None:
             self.close()
             return
+        if self.guard is not None and self.guard.kill_session(self.pid, include_shell=True):
+            return
         try:
             self.engine.exec_run(self.container_id, ["bash", "-c", f"kill -9 {self.pid}"])
         except Exception:  # noqa: BLE001
             self.close()
+
+
+def with_endings(results: list[CommandResult], seqs: list[int], endings: list[Ending]) -> list[CommandResult]:
+    """Results with the watchdog's endings noted on the call each happened in (earlier ones on the first)."""
+    if not endings or not results:
+        return results
+    results = list(results)
+    for ending in endings:
+        at = seqs.index(ending.seq) if ending.seq in seqs[: len(results)] else 0
+        old = results[at]
+        results[at] = dataclasses.replace(
+            old,
+            output=old.output + ending.note(),
+            ended_processes=old.ended_processes + ending.count,
+            exhausted=old.exhausted or ending.budget,
+        )
+    return results
