@@ -43,7 +43,6 @@ POLL = 0.1
 DISK_WALK_GROWTH = 32 << 20
 #: ...or this many seconds passed with any growth.
 DISK_WALK_EVERY = 5.0
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -59,17 +58,11 @@ class Ending:
         return f"\n[rock_gym: {self.detail}: {self.count} process(es) ended]\n"
 
 
-def boot_ticks() -> int:
-    """Now, in the clock ticks since boot that /proc/PID/stat gives process start times in."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
-
-
 @dataclass(frozen=True)
 class HostProcess:
     pid: int  # on the host
     inner: int  # in the container's pid namespace
     session: int  # session id, as a host pid
-    start: int  # boot ticks
 
 
 def read_process(pid: int) -> HostProcess | None:
@@ -80,13 +73,14 @@ def read_process(pid: int) -> HostProcess | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [str(pid)])
-    return HostProcess(pid, int(nspid[-1]), int(fields[3]), int(fields[19]))
+    return HostProcess(pid, int(nspid[-1]), int(fields[3]))
 
 
-def stop_then_kill(find: Callable[[], set[int]], rounds: int = 20) -> int:
+def stop_then_kill(find: Callable[[], set[int]], rounds: int = 20, settle: float = 2.0) -> int:
     """SIGSTOP what `find()` returns, again and again until it finds no new process, then SIGKILL them all.
 
-    A stopped process cannot fork, so a bomb cannot outrun this; returns how many were killed.
+    A stopped process cannot fork, so a bomb cannot outrun this. Waits up to `settle` seconds for the killed to be
+    gone (their memory and pids freed), so a budget read next is not stale; returns how many were killed.
     """
     stopped: set[int] = set()
     for _ in range(rounds):
@@ -100,7 +94,20 @@ def stop_then_kill(find: Callable[[], set[int]], rounds: int = 20) -> int:
     for pid in stopped:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + settle
+    while stopped and time.monotonic() < deadline and stopped & find():
+        time.sleep(0.01)
     return len(stopped)
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Killed processes free their pids only once reaped (by init): poll the budget for a moment."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _cgroup_dirs(pid: int) -> dict[str, Path]:
@@ -153,7 +160,7 @@ class Guard:
     disk_limit: int | None
     protected: set[int] = field(default_factory=set)  # inner pids never ended: init, keeper, shells
     seq: int = 0  # the call now running (0: none)
-    chunk_start: int = 0  # boot ticks
+    before: frozenset[int] = frozenset()  # host pids alive when the current chunk began
     endings: list[Ending] = field(default_factory=list)
     disk_used: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -184,12 +191,14 @@ class Guard:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def processes(self) -> list[HostProcess]:
+    def _pids(self) -> list[int]:
         try:
-            pids = (self.dirs["pids"] / "cgroup.procs").read_text().split()
+            return [int(pid) for pid in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
         except OSError:
             return []
-        return [p for p in map(read_process, map(int, pids)) if p is not None]
+
+    def processes(self) -> list[HostProcess]:
+        return [p for p in map(read_process, self._pids()) if p is not None]
 
     def pids_current(self) -> int:
         return _read_int(self.dirs["pids"] / "pids.current")
@@ -210,7 +219,7 @@ class Guard:
 
     def begin(self, seq: int, shell: int | None) -> None:
         with self.lock:
-            self.seq, self.chunk_start = seq, boot_ticks()
+            self.seq, self.before = seq, frozenset(self._pids())
             if shell:
                 self.protected.add(shell)
 
@@ -237,8 +246,8 @@ class Guard:
                 budget = self._exhausted()
                 if budget is None:
                     return
-                count = stop_then_kill(lambda: self._killable(since=self.chunk_start))
-                if self._exhausted() is not None:  # an older process is the hog
+                count = stop_then_kill(lambda: self._killable() - self.before)
+                if not _wait_until(lambda: self._exhausted() is None, 1.0):  # an older process is the hog
                     count += stop_then_kill(self._killable)
             except OSError:
                 return  # the container is going away
@@ -254,7 +263,8 @@ class Guard:
             self.disk_used = used
             if used <= self.disk_limit:
                 return
-            count = stop_then_kill(self._killable)
+            # The chunk's own writers first; a writer from an earlier call only when the chunk has none.
+            count = stop_then_kill(lambda: self._killable() - self.before) or stop_then_kill(self._killable)
             detail = (
                 f"the sandbox's disk bound of {self.disk_limit >> 20} MiB was exceeded ({used >> 20} MiB written): "
                 "free space (rm) before writing more"
@@ -282,9 +292,9 @@ class Guard:
             return "memory"
         return None
 
-    def _killable(self, since: int = 0) -> set[int]:
-        """Host pids of the processes that may be ended: all but init, keeper and shells, started since `since`."""
-        return {p.pid for p in self.processes() if p.inner not in self.protected and p.start >= since}
+    def _killable(self) -> set[int]:
+        """Host pids of the processes that may be ended: all but init, keeper and shells."""
+        return {p.pid for p in self.processes() if p.inner not in self.protected}
 
 
 class Watchdog:

@@ -1,8 +1,8 @@
 """Red-team fixtures: a sibling sandbox that must keep answering, leak checks, and private engines.
 
 The private engines (a dockerd and a podman API service on their own sockets, with their storage on a loop-mounted
-btrfs file system with quotas) are this suite's own: tests may restart them or fill their disk without touching the
-machine's engines, which other work may be using.
+ext4 file system of their own, as `scripts/setup` gives the machine's) are this suite's own: tests may restart or stop
+them without touching the machine's engines, which other work may be using.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def no_leak(backend: str) -> Iterator[None]:
 
 @dataclass
 class PrivateEngines:
-    """A dockerd and a podman service of this test session, with btrfs storage (disk quotas work there)."""
+    """A dockerd and a podman service of this test session, with overlay storage on their own file system."""
 
     root: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -69,7 +69,10 @@ class PrivateEngines:
                 f"--exec-root={self.root}/docker-exec",
                 f"--pidfile={self.root}/docker.pid",
                 f"--host={sock}",
-                "--storage-driver=btrfs",
+                # Its own (empty) config file: the machine's /etc/docker/daemon.json names a data-root too, and dockerd
+                # refuses a directive given both as a flag and in its config file.
+                f"--config-file={self.root}/daemon.json",
+                "--storage-driver=overlay2",
                 "--bridge=none",
                 "--iptables=false",
                 "--ip-masq=false",
@@ -116,18 +119,17 @@ def _pings(url: str) -> bool:
 def _private_engines_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "private engines need root (loop mounts, a second dockerd)"
-    for tool in ("dockerd", "podman", "mkfs.btrfs", "btrfs", "losetup"):
+    for tool in ("dockerd", "podman", "mkfs.ext4", "losetup"):
         if shutil.which(tool) is None:
             return f"private engines need `{tool}` (bash scripts/setup installs it)"
-    if "btrfs" not in Path("/proc/filesystems").read_text():
-        return "this kernel has no btrfs"
     return None
 
 
 def _write_private_configs(root: Path) -> None:
     storage = root / "storage"
+    (root / "daemon.json").write_text("{}\n")
     (root / "storage.conf").write_text(
-        f'[storage]\ndriver = "btrfs"\ngraphroot = "{storage}/containers"\nrunroot = "{root}/podman-run"\n'
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{storage}/containers"\nrunroot = "{root}/podman-run"\n'
     )
     # File locks and its own tmp dir: a fresh tmp dir makes podman "refresh", which would free the shared-memory
     # locks of the machine's own podman if both used them.
@@ -146,13 +148,14 @@ def private_engines() -> Iterator[PrivateEngines]:
         skip_or_fail("docker", why)
     root = PRIVATE_ROOT / str(os.getpid())
     (root / "storage").mkdir(parents=True, exist_ok=True)
-    image = root / "storage.btrfs"
+    image = root / "storage.ext4"
     engines = PrivateEngines(root)
     try:
         subprocess.run(["truncate", "-s", "16G", str(image)], check=True)
-        subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
+        subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=1", str(image)], check=True, capture_output=True
+        )
         subprocess.run(["mount", "-o", "loop", str(image), str(root / "storage")], check=True)
-        subprocess.run(["btrfs", "quota", "enable", str(root / "storage")], check=True)
         _write_private_configs(root)
         for backend in ("docker", "podman"):
             engines.start(backend)
