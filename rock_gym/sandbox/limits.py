@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -76,16 +76,18 @@ def read_process(pid: int) -> HostProcess | None:
     return HostProcess(pid, int(nspid[-1]), int(fields[3]))
 
 
-def stop_then_kill(find: Callable[[], set[int]], rounds: int = 20, settle: float = 2.0) -> int:
+def stop_then_kill(find: Callable[[], set[int]], rounds: int = 100, settle: float = 2.0) -> int:
     """SIGSTOP what `find()` returns, again and again until it finds no new process, then SIGKILL them all.
 
     A stopped process cannot fork, so a bomb cannot outrun this. Waits up to `settle` seconds for the killed to be
     gone (their memory and pids freed), so a budget read next is not stale; returns how many were killed.
     """
     stopped: set[int] = set()
+    quiet = 0
     for _ in range(rounds):
         fresh = find() - stopped
-        if not fresh:
+        quiet = 0 if fresh else quiet + 1
+        if quiet == 2:  # twice nothing new: a fork in flight at the first look has landed by the second
             break
         for pid in fresh:
             with contextlib.suppress(OSError):
@@ -227,9 +229,19 @@ class Guard:
         self.seq = seq
 
     def end(self) -> list[Ending]:
-        """The chunk is over: check once more (a bomb left behind is ended now), hand over what was ended."""
+        """The chunk is over: check once more, hand over what was ended.
+
+        A chunk that exhausted a budget leaves nothing behind: a bomb hovering just under the threshold as it is
+        ended would otherwise regrow after the call.
+        """
         self.check()
         with self.lock:
+            hostile = [e for e in self.endings if e.budget in ("process", "memory") and e.seq]
+            if hostile:
+                with contextlib.suppress(OSError):
+                    rest = stop_then_kill(lambda: self._killable() - self.before)
+                    last = hostile[-1]
+                    self.endings[self.endings.index(last)] = replace(last, count=last.count + rest)
             self.seq = 0
             endings, self.endings = self.endings, []
         return endings
