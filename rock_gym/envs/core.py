@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -144,11 +145,19 @@ class RockEnv(gym.Env[str, str]):
         return f"{task.instruction}\n\nWhen you are done, call `submit`."
 
     def setup(self, sandbox: Sandbox, task: Task) -> str:
-        """Place the task in a started sandbox; returns the base commit that verification restores tests from."""
+        """Place the task in a started sandbox (as root); returns the base commit that verification restores from.
+
+        Where the agent's shell runs as an unprivileged `user`, the task's working directory is handed to it.
+        """
         if isinstance(task, SWETask):
-            return grading.setup_swe(sandbox, task)
-        grading.setup_terminal(sandbox, task)
-        return "HEAD"
+            base = grading.setup_swe(sandbox.as_root(), task)  # type: ignore[arg-type]
+        else:
+            grading.setup_terminal(sandbox.as_root(), task)  # type: ignore[arg-type]
+            base = "HEAD"
+        user, workdir = sandbox.config.user, getattr(task, "workdir", None)
+        if user and workdir:
+            sandbox.run(f"mkdir -p {shlex.quote(workdir)} && chown -R {user}: {shlex.quote(workdir)}", root=True)
+        return base
 
     def verify(self, episode: Episode) -> dict[str, Any]:
         """Run the task's hidden tests; `{"resolved", "tests", "error"}`.
@@ -162,7 +171,7 @@ class RockEnv(gym.Env[str, str]):
             if isinstance(task, SWETask):
                 grade = self.grade_in_fresh_sandbox(episode, task)
                 return {"resolved": grade.resolved, "tests": grade.statuses, "error": None}
-            reward = grading.grade_terminal(sandbox, task)
+            reward = grading.grade_terminal(sandbox.as_root(), task)  # type: ignore[arg-type]
             return {"resolved": reward >= 1.0, "tests": {"tests/test.sh": reward}, "error": None}
         except (grading.VerifyError, SandboxError, OSError) as exc:
             return {"resolved": False, "tests": {}, "error": str(exc)}
@@ -173,9 +182,9 @@ class RockEnv(gym.Env[str, str]):
         Nothing else of the episode reaches the tests: not its processes, files outside the repository, site-packages,
         PATH or environment; the tests and pytest's config files are restored (`grading.grade_swe_change`).
         """
-        diff = grading.agent_diff(episode.sandbox, task, episode.base_commit)
+        diff = grading.agent_diff(episode.sandbox.as_root(), task, episode.base_commit)  # type: ignore[arg-type]
         with Sandbox(episode.sandbox.config) as fresh:
-            return grading.grade_swe_change(fresh, task, diff, timeout=task_timeout(task))
+            return grading.grade_swe_change(fresh.as_root(), task, diff, timeout=task_timeout(task))  # type: ignore
 
     # -- the Gymnasium API ------------------------------------------------------------------------------------
 

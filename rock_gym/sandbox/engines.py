@@ -125,8 +125,9 @@ class Engine:
             "image": config.image,
             # PID 1 waits on a stdin that nobody writes: bash only, no `sleep` binary assumed.
             "command": ["bash", "-c", "while read -r _; do :; done"],
+            # No working_dir: Podman creates a missing one owned by the host's root, which a user-namespaced root
+            # cannot write; the shell makes it (ShellSession.open).
             "stdin_open": True,
-            "working_dir": config.workdir,
             "environment": config.env,
             "labels": {**config.labels, **owner_labels()},
             "network_disabled": config.network == "none",

@@ -23,6 +23,7 @@ from rock_gym.sandbox.session import CommandResult, ShellSession
 
 #: Creates the agent's user where the image lacks it (no `useradd` assumed: minimal images have none).
 ADD_USER = r"""
+mkdir -p -- "$2"
 id -u "$1" >/dev/null 2>&1 && exit 0
 useradd -m -U -s /bin/bash "$1" 2>/dev/null && exit 0
 uid=$(( $(cut -d: -f3 /etc/passwd | sort -n | tail -1) + 1 )); [ "$uid" -lt 1000 ] && uid=1000
@@ -73,13 +74,15 @@ class Sandbox:
             if self.config.user:
                 code, out = self.engine.exec_run(
                     self.container_id,
-                    ["bash", "-c", ADD_USER, "add", self.config.user],
+                    ["bash", "-c", ADD_USER, "add", self.config.user, self.config.workdir],
                     timeout=self.config.startup_timeout,
                     user="0",
                 )
                 if code != 0:
                     raise SandboxError(f"could not create user {self.config.user!r}: {out.decode(errors='replace')}")
-            self.session = ShellSession(self.engine, self.container_id, self.config.output_limit, self.config.user)
+            self.session = ShellSession(
+                self.engine, self.container_id, self.config.output_limit, self.config.user, self.config.workdir
+            )
             self.session.open(timeout=self.config.startup_timeout)
             self._guard()
         except BaseException as exc:
@@ -160,6 +163,10 @@ class Sandbox:
             except (SandboxError, docker.errors.DockerException, OSError) as exc:
                 raise SandboxClosedError(f"sandbox {self._short_id()} was lost: {exc}") from exc
 
+    def as_root(self) -> RootView:
+        """This sandbox with its commands run as root: what task setup and grading take (see `run_many`'s `root`)."""
+        return RootView(self)
+
     # -- files ------------------------------------------------------------------------------------------------
 
     def write_file(self, path: str, content: str | bytes, mode: int = 0o644) -> None:
@@ -232,8 +239,12 @@ class Sandbox:
         if not root or not self.config.user:
             return self.session
         if self.root_session is None:
-            session = ShellSession(self.engine, self.container_id, self.config.output_limit, user="0")
+            session = ShellSession(
+                self.engine, self.container_id, self.config.output_limit, user="0", workdir=self.config.workdir
+            )
             session.open(timeout=self.config.startup_timeout)
+            # The agent owns the work tree now: git refuses, as root, a repository another user owns.
+            session.run_many(["export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'"], [10.0])
             session.guard = self.guard
             self.root_session = session
         return self.root_session
@@ -303,6 +314,23 @@ class Sandbox:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self.container_id else "new")
         return f"Sandbox({self.config.image!r}, {self.config.backend}, {self._short_id()}, {state})"
+
+
+class RootView:
+    """A sandbox whose `run`/`run_many` run as root; files go through the engine (as root) either way."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.config = sandbox.config
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        return self.sandbox.run(command, timeout=timeout, root=True)
+
+    def run_many(self, commands: list[str], timeout: float | list[float] | None = None) -> list[CommandResult]:
+        return self.sandbox.run_many(commands, timeout=timeout, root=True)
+
+    def __getattr__(self, name: str) -> object:  # files, snapshots, lifecycle: the sandbox's own
+        return getattr(self.sandbox, name)
 
 
 def _add_parents(tar: tarfile.TarFile, target: PurePosixPath) -> None:

@@ -161,8 +161,11 @@ class _Call:
 class ShellSession:
     """One bash process inside a container, driven over its attached stdin/stdout."""
 
-    def __init__(self, engine: Engine, container_id: str, output_limit: int, user: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, container_id: str, output_limit: int, user: str | None = None, workdir: str = "/"
+    ) -> None:
         self.engine = engine
+        self.workdir = workdir
         self.container_id = container_id
         self.output_limit = output_limit
         self.user = user
@@ -187,7 +190,9 @@ class ShellSession:
         self.pending = bytearray()
         self.outbox = bytearray()
         # A snapshot carries the shell state it was taken with (see Sandbox.snapshot).
-        bootstrap = "exec 2>&1; [ -r /.rock_gym/session.sh ] && . /.rock_gym/session.sh; echo $$"
+        where = bash_quote(self.workdir).decode()
+        bootstrap = f"exec 2>&1; mkdir -p -- {where} 2>/dev/null; cd -- {where}; "
+        bootstrap += "[ -r /.rock_gym/session.sh ] && . /.rock_gym/session.sh; echo $$"
         results = self.run_many([bootstrap], [timeout], restart_on_death=False)
         lines = results[0].output.strip().splitlines()
         if results[0].exit_code is None or not lines or not lines[-1].isdigit():

@@ -296,3 +296,20 @@ def test_unknown_tool_format_and_render_mode_fail_clearly():
         gym.make("rock/SWE-v0", tool_format="xml")
     with pytest.raises(ValueError, match="render_mode"):
         gym.make("rock/SWE-v0", render_mode="human")
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("kind", ["swe", "terminal"])
+def test_an_unprivileged_agent_user_solves_a_task_set_up_and_graded_as_root(kind):
+    tasks: list[Task] = builtin_swe_tasks()[:1] if kind == "swe" else terminal_tasks(seeds=[1])[:1]
+    env_id = "rock/SWE-v0" if kind == "swe" else "rock/Terminal-v0"
+    env = gym.make(env_id, tasks=tasks, backend="docker", sandbox={"user": "agent"})
+    try:
+        env.reset(seed=0)
+        obs, *_ = env.step(get_format("hermes").render([ToolCall("bash", {"command": "id -un; id -u"})]))
+        assert "agent" in obs and "\n0\n" not in obs
+        for action in expert_actions(tasks[0]):
+            obs, reward, terminated, truncated, info = env.step(action)
+    finally:
+        env.close()
+    assert (reward, terminated, truncated) == (1.0, True, False), obs

@@ -82,6 +82,7 @@ class ProjectImage:
         dropped: node ids left out of the baseline -> why (FAILED, ERROR, SKIPPED, or `flaky: PASSED then FAILED`).
         seconds: how long this call took (a reused image takes well under a second).
         reused: the image existed with a baseline from the same spec, so nothing was built.
+        suite_runs: how many times this call ran the project's suite (2 for a build, 0 when reused or loaded).
     """
 
     image: str
@@ -90,6 +91,7 @@ class ProjectImage:
     dropped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     reused: bool = False
+    suite_runs: int = 0
 
     def record(self) -> dict[str, Any]:
         """What the image stores in BASELINE_FILE."""
@@ -407,6 +409,7 @@ def _build(
             )
         first = run_suite(sandbox, spec)
         second = run_suite(sandbox, spec)
+        project.suite_runs += 2
         project.baseline, project.dropped = compare_runs(first, second)
         if not project.baseline:
             raise BuildError(
