@@ -244,7 +244,8 @@ class Sandbox:
             )
             session.open(timeout=self.config.startup_timeout)
             # The agent owns the work tree now: git refuses, as root, a repository another user owns.
-            session.run_many(["export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'"], [10.0])
+            trust = "export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'"
+            session.run_many([trust], [10.0])
             session.guard = self.guard
             self.root_session = session
         return self.root_session
