@@ -7,6 +7,7 @@ A backend whose engine cannot be reached is skipped, unless ROCK_GYM_REQUIRE_ENG
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -54,9 +55,30 @@ def sandbox(backend: str) -> Iterator[object]:
         yield sb
 
 
+#: Container id -> node id of the test in which its sandbox was first seen still open (after a test's setup, call or
+#: teardown), for the leak report: that report comes at the end of the session, so pytest shows it against whichever
+#: test ran last.
+STARTED_DURING: dict[str, str] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    yield
+    cleanup = sys.modules.get("rock_gym.sandbox.cleanup")  # never imported here: a test without sandboxes stays light
+    if cleanup is not None:
+        with cleanup._lock:
+            open_now = [getattr(sandbox, "container_id", None) for sandbox in cleanup._live.values()]
+        for container_id in filter(None, open_now):
+            STARTED_DURING.setdefault(container_id, item.nodeid)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_containers() -> Iterator[None]:
-    """After the whole suite, no container started by this process may remain, on any engine."""
+    """After the whole suite, no container started by this process may remain, on any engine.
+
+    The report names, for each leaked container, the test in which its sandbox was left open (one a module- or
+    session-scoped fixture holds counts only if it outlives its scope), or says that no open Sandbox held it.
+    """
     yield
     from rock_gym.sandbox.cleanup import close_all
     from rock_gym.sandbox.config import SandboxConfig
@@ -70,6 +92,8 @@ def no_leaked_containers() -> Iterator[None]:
             continue
         for container in engine.labelled_containers():
             if container["Labels"].get(LABEL_OWNER_PID) == str(os.getpid()):
-                leaked.append((name, container["Id"][:12], container.get("Image")))
+                test = STARTED_DURING.get(container["Id"])
+                where = f"left open in {test}" if test else "held by no open Sandbox: a create, close or removal failed"
+                leaked.append((name, container["Id"][:12], container.get("Image"), where))
     close_all()
     assert not leaked, f"containers left behind by the suite: {leaked}"

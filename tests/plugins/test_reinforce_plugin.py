@@ -76,7 +76,27 @@ def test_trains_a_few_updates_in_real_containers(pm: PluginManager, backend: str
 
 
 @pytest.mark.container
+def test_each_update_moves_towards_the_reference_steps_exactly_when_they_were_played(pm: PluginManager) -> None:
+    """The learning below on a quarter of the work (8 episodes of one family, two candidates), in the default run.
+
+    Only the reference steps solve the task, so an update whose episodes mixed the two candidates (mean reward strictly
+    between 0 and 1) raises p/solve, and one that played a single candidate leaves the logits as they were.
+    """
+    tasks = terminal_tasks(["count-matches"], seeds=[0])
+    kwargs = {"tasks": tasks, "candidates": ("submit", "solve"), "episodes_per_update": 4, "seed": 1}
+    with learners.make("plain-reinforce", plugin_manager=pm, **kwargs) as learner:
+        metrics = learner.train(updates=2)
+    before = 0.5
+    for m in metrics:
+        mixed = 0.0 < m["mean_reward"] < 1.0
+        assert (m["p/solve"] > before) if mixed else (m["p/solve"] == pytest.approx(before)), metrics
+        before = m["p/solve"]
+    assert metrics[-1]["p/solve"] > 0.5, metrics
+
+
+@pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.long
 def test_learns_to_run_the_reference_steps(pm: PluginManager) -> None:
     """Only the reference steps solve a task, in every family; REINFORCE should come to prefer them."""
     tasks = terminal_tasks(seeds=[0])

@@ -255,7 +255,33 @@ def test_the_same_seed_gives_the_same_tasks(synthesized: tuple[Path, SynthReport
 EXTRA_SPECS = Path(__file__).with_name("extra_project.toml")
 
 
+def test_the_cli_synthesizes_a_project_found_only_in_the_given_spec_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default run's share of the long test below: `tasks synth --spec-file` hands the pipeline that file's entry
+    for a project the shipped specs lack (the pipeline itself runs end to end, validate included, on inflection)."""
+    import rock_gym.tasks.synth.pipeline as pipeline_module
+    from rock_gym.cli import main
+    from rock_gym.tasks.synth import load_specs
+
+    (project,) = load_specs(EXTRA_SPECS).values()
+    assert project.name not in load_specs()  # not a shipped project
+    calls: list[tuple[ProjectSpec, int, str]] = []
+
+    def recorded_synth(spec: ProjectSpec, max_tasks: int, out_dir: str, **options: object) -> SynthReport:
+        calls.append((spec, max_tasks, out_dir))
+        return SynthReport(spec.requirement, spec.image, 0, 2, max_tasks, 50, accepted=max_tasks, seconds=1.0)
+
+    monkeypatch.setattr(pipeline_module, "synth", recorded_synth)
+    args = ["tasks", "synth", "--project", project.requirement, "--spec-file", str(EXTRA_SPECS)]
+    synthesized = CliRunner().invoke(main, [*args, "--max-tasks", "20", "--out", str(tmp_path)])
+    assert synthesized.exit_code == 0, synthesized.output
+    assert calls == [(project, 20, str(tmp_path))]
+    assert project.requirement in synthesized.output
+
+
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.container
 @pytest.mark.timeout(1800)  # about 3 minutes on an idle 2-core machine; far more while other jobs load it
 def test_a_project_given_only_a_spec_entry_yields_twenty_valid_tasks(tmp_path: Path) -> None:
