@@ -113,6 +113,10 @@ class Sandbox:
                 self.engine.remove(self.container_id)
             except docker.errors.DockerException as exc:  # an engine that is gone: `rock-gym gc` cleans up later
                 log.warning("could not remove container %s (run `rock-gym gc`): %s", self.container_id[:12], exc)
+            except BaseException:  # cut off (Ctrl-C, a test's timeout): still tracked, so exit handlers remove it
+                with self._close_lock:
+                    self._closed = False
+                raise
         with self._lock:
             for session in (self.session, self.root_session):
                 if session is not None:

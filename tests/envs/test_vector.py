@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,10 +53,13 @@ def test_make_vec_steps_concurrently_and_close_removes_containers(backend: str) 
         assert envs.np_random_seed == (5, 6, 7)
         assert infos["_task_id"].all() and len(containers_of(backend, os.getpid())) == 3
 
-        started = time.perf_counter()
-        observations, rewards, terminated, truncated, infos = envs.step([bash("sleep 1; echo slept")] * 3)
-        assert time.perf_counter() - started < 2.5  # three 1 s commands, side by side
-        assert all("slept" in observation for observation in observations)
+        command = "echo started $(date +%s.%N); sleep 1; echo slept $(date +%s.%N)"
+        observations, rewards, terminated, truncated, infos = envs.step([bash(command)] * 3)
+        stamps = [re.search(r"started (\S+)\nslept (\S+)", observation) for observation in observations]
+        assert all(stamps), observations
+        spans = [(float(found[1]), float(found[2])) for found in stamps if found]
+        # Side by side: every env's command started before any of them ended (sandboxes share the host's clock).
+        assert max(start for start, _ in spans) < min(end for _, end in spans), spans
         assert rewards.tolist() == [0.0] * 3 and not terminated.any() and not truncated.any()
         assert infos["turn"].tolist() == [1, 1, 1]
     finally:
