@@ -53,9 +53,9 @@ class SandboxConfig(BaseModel):
         "elsewhere a warning is logged once and the disk is unbounded.",
     )
     runtime: Literal["runc", "runsc"] = Field(
-        "runc",
+        default_factory=lambda: os.environ.get("ROCK_GYM_RUNTIME", "runc"),  # type: ignore[arg-type,return-value]
         description="OCI runtime: runc (namespaces and cgroups) or runsc (gVisor: a user-space kernel between the "
-        "agent and the host's; `scripts/setup` registers it with both engines).",
+        "agent and the host's; `scripts/setup` registers it with both engines). Default: $ROCK_GYM_RUNTIME, else runc.",
     )
     user: str | None = Field(
         None,

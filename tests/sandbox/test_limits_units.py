@@ -1,0 +1,79 @@
+"""The watchdog's parts on this host's own processes and files: no container needed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from rock_gym.sandbox.limits import Ending, read_process, stop_then_kill, tree_bytes
+from rock_gym.sandbox.session import CommandResult, with_endings
+
+FORKER = """
+import os, time
+for _ in range(3):
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+"""
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry))
+        except (OSError, IndexError, ValueError):  # not a process, or one that just exited
+            continue
+    return found
+
+
+def test_stop_then_kill_ends_a_process_tree_and_counts_it():
+    parent = subprocess.Popen([sys.executable, "-c", FORKER])
+    try:
+        deadline = time.monotonic() + 10
+        while len(children_of(parent.pid)) < 3:
+            assert time.monotonic() < deadline, "the children did not start"
+            time.sleep(0.01)
+        count = stop_then_kill(lambda: ({parent.pid} | children_of(parent.pid)) if parent.poll() is None else set())
+        assert count == 4
+        assert parent.wait(timeout=5) == -9
+    finally:
+        parent.kill()
+
+
+def test_stop_then_kill_finds_nothing_and_kills_nothing():
+    assert stop_then_kill(set) == 0
+
+
+def test_tree_bytes_counts_blocks_once_per_hard_link(tmp_path):
+    (tmp_path / "sub").mkdir()
+    big = tmp_path / "sub" / "big"
+    big.write_bytes(os.urandom(1 << 20))
+    os.link(big, tmp_path / "again")
+    os.symlink("/usr", tmp_path / "link")  # not followed
+    total = tree_bytes(str(tmp_path))
+    assert (1 << 20) <= total < (1 << 20) + (64 << 10), total
+
+
+def test_read_process_sees_this_process_and_its_session():
+    me = read_process(os.getpid())
+    assert me is not None and me.pid == os.getpid() and me.inner == os.getpid() and me.session == os.getsid(0)
+    assert read_process(2**22 + 7) is None
+
+
+def test_endings_are_noted_on_the_call_they_happened_in_and_earlier_ones_on_the_first():
+    results = [CommandResult("a", "A\n", 0), CommandResult("b", "B\n", 137)]
+    noted = with_endings(
+        results,
+        [7, 8],
+        [Ending(8, "process", 40, "the sandbox's process budget was exhausted"), Ending(0, "disk", 1, "d")],
+    )
+    assert noted[1].ended_processes == 40 and noted[1].exhausted == "process"
+    assert noted[1].output == "B\n\n[rock_gym: the sandbox's process budget was exhausted: 40 process(es) ended]\n"
+    assert noted[0].ended_processes == 1 and noted[0].exhausted == "disk"
+    assert with_endings(results, [7, 8], []) == results
