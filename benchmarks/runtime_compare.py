@@ -28,6 +28,10 @@ RUNTIMES = ("runc", "runsc")
 CHUNK_CALLS = 100
 SINGLE_CALLS = 100
 SUITE_TIMEOUT = 300.0
+# Files that cross the engine's archive API (the gold patch in, the junit report out) stay off /tmp: under runsc
+# /tmp is gVisor's own tmpfs, which the engine cannot see, so verify.py's /tmp defaults fail there. Same for both.
+GOLD_PATCH = "/var/tmp/rock_gym_gold.patch"
+JUNIT_REPORT = "/var/tmp/rock_gym_junit.xml"
 FIGURES = ("start_to_ready", "call_in_chunk", "single_call", "suite")
 
 
@@ -125,7 +129,7 @@ def prepare_swe(task: SWETask) -> Callable[[Sandbox], None]:
     def prepare(sb: Sandbox) -> None:
         root = sb.as_root()
         base = grading.setup_swe(root, task)  # type: ignore[arg-type]
-        grading.apply_patch(root, task.workdir, task.patch)  # type: ignore[arg-type]
+        grading.apply_patch(root, task.workdir, task.patch, path=GOLD_PATCH)  # type: ignore[arg-type]
         grading.apply_hidden_tests(root, task, base)  # type: ignore[arg-type]
 
     return prepare
@@ -144,7 +148,12 @@ def suite_runs(
 
     def measure(sb: Sandbox) -> float:
         grades: list[grading.SWEGrade] = []
-        seconds = timed(lambda: grades.append(grading.run_swe_tests(sb.as_root(), task, timeout=SUITE_TIMEOUT)))  # type: ignore[arg-type]
+
+        def run() -> None:
+            grade = grading.run_swe_tests(sb.as_root(), task, timeout=SUITE_TIMEOUT, report_path=JUNIT_REPORT)  # type: ignore[arg-type]
+            grades.append(grade)
+
+        seconds = timed(run)
         resolved[sb.config.runtime].append(grades[0].resolved)
         return seconds
 

@@ -269,12 +269,28 @@ class Engine:
 
     # -- files ------------------------------------------------------------------------------------------------
 
-    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+    def put_archive(self, container_id: str, path: str, data: bytes, inside: bool = False) -> None:
+        """Extract a tar archive into the container at `path`.
+
+        `inside`: through `tar` run in the container rather than the engine's archive API, for gVisor sandboxes,
+        whose files the engine does not see as the sandbox does (its in-memory /tmp; Podman cannot write at all).
+        """
+        if inside:
+            code, output = self._exec_bytes(container_id, ["tar", "-x", "-f", "-", "-C", path], stdin=data)
+            if code != 0:
+                raise SandboxError(f"tar in the sandbox could not extract into {path}: {output[-500:]!r}")
+            return
         if not self.api.put_archive(container_id, path, data):
             raise SandboxError(f"the {self.backend} engine refused to extract an archive into {path}")
 
-    def get_archive(self, container_id: str, path: str) -> tarfile.TarFile:
+    def get_archive(self, container_id: str, path: str, inside: bool = False) -> tarfile.TarFile:
         """The tar archive of a path in the container; FileNotFoundError when it does not exist."""
+        if inside:
+            parent, _, name = path.rstrip("/").rpartition("/")
+            code, data = self._exec_bytes(container_id, ["tar", "-c", "-f", "-", "-C", parent or "/", name or "."])
+            if code != 0:
+                raise FileNotFoundError(f"no such file or directory in the sandbox: {path}")
+            return tarfile.open(fileobj=io.BytesIO(data))
         try:
             chunks, _ = self.api.get_archive(container_id, path)
             data = b"".join(chunks)
@@ -285,6 +301,31 @@ class Engine:
                 raise FileNotFoundError(f"no such file or directory in the sandbox: {path}") from exc
             raise
         return tarfile.open(fileobj=io.BytesIO(data))
+
+    def _exec_bytes(
+        self, container_id: str, argv: list[str], stdin: bytes | None = None, timeout: float = 120.0
+    ) -> tuple[int | None, bytes]:
+        """Run argv as root with `stdin` fed and closed; (exit code, stdout), stdout kept apart from stderr."""
+        exec_id = self.api.exec_create(container_id, argv, stdin=stdin is not None, stdout=True, stderr=True, user="0")[
+            "Id"
+        ]
+        stream = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        try:
+            raw.settimeout(timeout)
+            if stdin is not None:
+                raw.sendall(stdin)
+                raw.shutdown(socket.SHUT_WR)
+            out = bytearray()
+            for kind, data in frames_iter(raw, tty=False):
+                if kind == 1:
+                    out += data
+        finally:
+            for closable in (getattr(stream, "_response", None), stream, raw):
+                if closable is not None:
+                    with contextlib.suppress(Exception):
+                        closable.close()
+        return self.exec_exit_code(exec_id), bytes(out)
 
     # -- images -----------------------------------------------------------------------------------------------
 

@@ -188,7 +188,7 @@ class Sandbox:
         """Read a file; FileNotFoundError if missing, IsADirectoryError for a directory."""
         target = self._absolute(path)
         with self._lock:
-            tar = self._engine().get_archive(self._require_started(), str(target))
+            tar = self._engine().get_archive(self._require_started(), str(target), inside=self._inside)
         member = tar.next()
         if member is None:
             raise FileNotFoundError(f"no such file in the sandbox: {target}")
@@ -219,7 +219,7 @@ class Sandbox:
         """Copy a file or directory out of the sandbox into `local_dir`; returns the local path."""
         target = self._absolute(remote_path)
         with self._lock:
-            tar = self._engine().get_archive(self._require_started(), str(target))
+            tar = self._engine().get_archive(self._require_started(), str(target), inside=self._inside)
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         tar.extractall(local_dir, filter="data")
         return Path(local_dir) / target.name
@@ -237,6 +237,11 @@ class Sandbox:
             return self._engine().commit(self._require_started(), repository, tag or secrets.token_hex(6))
 
     # -- internals --------------------------------------------------------------------------------------------
+
+    @property
+    def _inside(self) -> bool:
+        """Files go through tar in the sandbox: gVisor's view of its files is not the engine's."""
+        return self.config.runtime == "runsc"
 
     def _session(self, root: bool) -> ShellSession:
         assert self.session is not None and self.engine is not None and self.container_id is not None
@@ -284,7 +289,7 @@ class Sandbox:
     def _put(self, archive: bytes) -> None:
         with self._lock:
             try:
-                self._engine().put_archive(self._require_started(), "/", archive)
+                self._engine().put_archive(self._require_started(), "/", archive, inside=self._inside)
             except docker.errors.APIError as exc:
                 raise SandboxError(f"could not write into sandbox {self._short_id()}: {exc}") from exc
 
