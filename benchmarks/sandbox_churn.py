@@ -2,7 +2,8 @@
 
 Per engine: the first and last cycles' medians (last / first <= 1.2), start against a bare `run --rm IMAGE true`
 through the same engine API in the same run (<= 1.5), the engine's CPU when idle afterwards, the storage layer's
-entries before and after, and rock_gym containers left.
+entries before and after, and rock_gym containers left. Writes results/sandbox_churn[_runsc][_short].json, its bars
+(.png) and the rolling cycle time (_cycles.png); a --short run keeps apart from the full run's record.
 
     python benchmarks/sandbox_churn.py                        # 2000 cycles on docker and podman, runc
     python benchmarks/sandbox_churn.py --short --backend docker --runtime runsc

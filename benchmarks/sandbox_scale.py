@@ -3,7 +3,8 @@
 Per engine, runtime and level: P50/P99 create-to-ready, the failures' messages, the host memory one idle sandbox
 costs (MemAvailable before the starts minus after, over the number started: host-wide, so other work on the host
 shows in it, and the drift before the starts says how much) and what its own memory cgroup counts;
-then all are closed at once and no rock_gym container may be left.
+then all are closed at once and no rock_gym container may be left. Writes results/sandbox_scale[_short].json and
+.png (P50/P99 against concurrency).
 
     python benchmarks/sandbox_scale.py                          # docker and podman, runc and runsc, 16 32 64
     python benchmarks/sandbox_scale.py --short --backend docker --runtime runc

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import socket
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
@@ -303,29 +305,40 @@ class Engine:
         return tarfile.open(fileobj=io.BytesIO(data))
 
     def _exec_bytes(
-        self, container_id: str, argv: list[str], stdin: bytes | None = None, timeout: float = 120.0
+        self,
+        container_id: str,
+        argv: list[str],
+        stdin: bytes | None = None,
+        timeout: float = 120.0,
+        out: BinaryIO | None = None,
     ) -> tuple[int | None, bytes]:
-        """Run argv as root with `stdin` fed and closed; (exit code, stdout), stdout kept apart from stderr."""
+        """Run argv as root with `stdin` fed and closed; (exit code, stdout), stdout kept apart from stderr.
+
+        With `out`, stdout is written there instead (a whole file system does not fit in memory).
+        """
         exec_id = self.api.exec_create(container_id, argv, stdin=stdin is not None, stdout=True, stderr=True, user="0")[
             "Id"
         ]
         stream = self.api.exec_start(exec_id, socket=True)
         raw = getattr(stream, "_sock", stream)
+        collected = bytearray()
         try:
             raw.settimeout(timeout)
             if stdin is not None:
                 raw.sendall(stdin)
                 raw.shutdown(socket.SHUT_WR)
-            out = bytearray()
             for kind, data in frames_iter(raw, tty=False):
                 if kind == 1:
-                    out += data
+                    if out is not None:
+                        out.write(data)
+                    else:
+                        collected += data
         finally:
             for closable in (getattr(stream, "_response", None), stream, raw):
                 if closable is not None:
                     with contextlib.suppress(Exception):
                         closable.close()
-        return self.exec_exit_code(exec_id), bytes(out)
+        return self.exec_exit_code(exec_id), bytes(collected)
 
     # -- images -----------------------------------------------------------------------------------------------
 
@@ -341,9 +354,33 @@ class Engine:
             raise
 
     def commit(self, container_id: str, repository: str, tag: str) -> str:
-        """Commit a container's filesystem to `repository:tag` and return that reference."""
-        self.api.commit(container_id, repository=repository, tag=tag, conf={"Labels": {LABEL: "1"}})
-        return f"{repository}:{tag}"
+        """Commit a container's filesystem to `repository:tag` and return that reference.
+
+        Podman 4's commit of a user-namespaced container writes the host's shifted ids into the image (a new
+        sandbox then sees its files owned by nobody, or cannot map them at all): there the file system is read by
+        `tar` as the sandbox's root sees it and imported as a new image with the container's config.
+        """
+        if self.podman_userns is None:
+            self.api.commit(container_id, repository=repository, tag=tag, conf={"Labels": {LABEL: "1"}})
+            return f"{repository}:{tag}"
+        config = self.api.inspect_container(container_id)["Config"]
+        changes = [f"ENV {item}" for item in config.get("Env") or []] + [f"LABEL {LABEL}=1"]
+        if config.get("Cmd"):
+            changes.append(f"CMD {json.dumps(config['Cmd'])}")
+        if config.get("WorkingDir"):
+            changes.append(f"WORKDIR {config['WorkingDir']}")
+        argv = ["tar", "--numeric-owner", "--one-file-system", "-c", "-f", "-", "-C", "/", "."]
+        with tempfile.TemporaryFile() as rootfs:
+            code, _ = self._exec_bytes(container_id, argv, out=rootfs, timeout=600)
+            if code not in (0, 1):  # 1: a file changed as it was read
+                raise SandboxError(f"could not read the sandbox's file system to snapshot it (tar exited {code})")
+            rootfs.seek(0)
+            answer = str(self.api.import_image_from_data(rootfs, repository=repository, tag=tag, changes=changes))
+        reference = f"{repository}:{tag}"
+        at = answer.find("sha256:")
+        if at >= 0:  # podman's import ignores repository and tag (and an earlier image may hold the tag)
+            self.api.tag(answer[at : at + 71], repository, tag, force=True)
+        return reference
 
     def remove_image(self, image: str) -> None:
         """Remove an image; one already gone is fine."""
