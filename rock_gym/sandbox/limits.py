@@ -17,7 +17,8 @@ Each ending is reported on the result of the call it happened in. The same host-
 processes be ended without a new exec (which itself hangs at the pids limit).
 
 All of this needs the container's processes and storage on this host (`Guard.attach` returns None otherwise: a
-remote engine, or gVisor, whose processes live in its own kernel); sandboxes there keep the engine's limits only.
+remote engine); sandboxes there keep the engine's limits only. Under gVisor the host's processes of a sandbox are
+gVisor's own sentry and gofer, so the sandbox attaches no guard at all.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class Guard:
     def attach(cls, inspect: dict, pids_limit: int, memory_limit: int, disk_limit: int | None) -> Guard | None:
         """A guard for a started container from its engine inspect, or None when its processes are not here."""
         pid = int((inspect.get("State") or {}).get("Pid") or 0)
-        if pid <= 0 or (inspect.get("HostConfig") or {}).get("Runtime") == "runsc":
+        if pid <= 0:
             return None
         try:
             dirs = _cgroup_dirs(pid)

@@ -117,6 +117,9 @@ class Sandbox:
                 with self._close_lock:
                     self._closed = False
                 raise
+        for session in (self.session, self.root_session):
+            if session is not None:
+                session.interrupt()  # gVisor keeps an exec's stream open after its container is gone
         with self._lock:
             for session in (self.session, self.root_session):
                 if session is not None:
@@ -266,12 +269,10 @@ class Sandbox:
             self.engine.userns_checked = True
             self.engine.check_userns(self.session.run_many(["cat /proc/self/uid_map"], [10.0])[0].output)
         disk = parse_bytes(self.config.disk) if self.config.disk else None
-        guard = Guard.attach(
-            self.engine.api.inspect_container(self.container_id),
-            self.config.pids_limit,
-            parse_bytes(self.config.memory),
-            disk,
-        )
+        guard = None
+        if self.config.runtime == "runc":  # gVisor's host processes are its sentry and gofer: never ended
+            inspect = self.engine.api.inspect_container(self.container_id)
+            guard = Guard.attach(inspect, self.config.pids_limit, parse_bytes(self.config.memory), disk)
         if guard is None:
             why = "gVisor keeps them in its own kernel" if self.config.runtime == "runsc" else "a remote engine"
             self.engine.warn_once(

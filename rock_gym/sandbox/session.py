@@ -204,6 +204,13 @@ class ShellSession:
             self._release()
             self.sock = None
 
+    def interrupt(self) -> None:
+        """End a call in progress from another thread: its reads see the stream end (the socket stays owned here)."""
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def restart(self, timeout: float) -> None:
         self.close()
         self.open(timeout)
