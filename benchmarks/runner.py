@@ -76,3 +76,15 @@ def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: st
     fig.savefig(RESULTS / f"{name}.png", dpi=120)
     plt.close(fig)
     return path
+
+
+def runtime_of(engine: Any, container_id: str) -> str | None:
+    """The OCI runtime a container really got (a runtime asked for but not registered may fall back to the default).
+
+    Podman's Docker API says only "oci" there: its own /libpod inspect names the runtime, or the runtime's path.
+    """
+    if engine.backend == "podman":
+        response = engine.api.get(f"{engine.api.base_url}/v4.0.0/libpod/containers/{container_id}/json", timeout=30)
+        if response.ok and response.json().get("OCIRuntime"):
+            return os.path.basename(response.json()["OCIRuntime"])
+    return engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import RESULTS, summary_ms, timed, write  # noqa: E402
+from runner import RESULTS, runtime_of, summary_ms, timed, write  # noqa: E402
 
 from rock_gym.sandbox import DEFAULT_IMAGE, Sandbox, SandboxConfig  # noqa: E402
 from rock_gym.sandbox.config import DEFAULT_ENGINE_URLS  # noqa: E402
@@ -87,18 +87,6 @@ def churn(config: SandboxConfig, cycles: int) -> tuple[list[Cycle], list[str]]:
                 failures.append(f"gave up after {MAX_FAILURES_IN_A_ROW} failures in a row, at cycle {index}")
                 break
     return done, failures
-
-
-def runtime_of(engine: Engine, container_id: str) -> str | None:
-    """The OCI runtime a container really got (a runtime asked for but not registered may fall back to the default).
-
-    Podman's Docker API says only "oci" there: its own /libpod inspect names the runtime, or the runtime's path.
-    """
-    if engine.backend == "podman":
-        response = engine.api.get(f"{engine.api.base_url}/v4.0.0/libpod/containers/{container_id}/json", timeout=30)
-        if response.ok and response.json().get("OCIRuntime"):
-            return os.path.basename(response.json()["OCIRuntime"])
-    return engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
 
 
 def sandbox_runtime(engine: Engine, config: SandboxConfig) -> str | None:

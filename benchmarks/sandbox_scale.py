@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import RESULTS, summary_ms, write  # noqa: E402
+from runner import RESULTS, runtime_of, summary_ms, write  # noqa: E402
 
 from rock_gym.sandbox import DEFAULT_IMAGE, Sandbox, SandboxConfig  # noqa: E402
 from rock_gym.sandbox.engines import LABEL_OWNER_PID, Engine, wait_until  # noqa: E402
@@ -133,18 +133,6 @@ def cgroup_figures(sandboxes: list[Sandbox]) -> dict[str, Any]:
 def p99_ms(seconds: list[float]) -> float:
     ms = sorted(s * 1000 for s in seconds)
     return round(ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))], 3)
-
-
-def runtime_of(engine: Engine, container_id: str) -> str | None:
-    """The OCI runtime a container really got (a runtime asked for but not registered may fall back to the default).
-
-    Podman's Docker API says only "oci" there: its own /libpod inspect names the runtime, or the runtime's path.
-    """
-    if engine.backend == "podman":
-        response = engine.api.get(f"{engine.api.base_url}/v4.0.0/libpod/containers/{container_id}/json", timeout=30)
-        if response.ok and response.json().get("OCIRuntime"):
-            return os.path.basename(response.json()["OCIRuntime"])
-    return engine.api.inspect_container(container_id)["HostConfig"].get("Runtime")
 
 
 def runtimes_used(sandboxes: list[Sandbox]) -> list[str]:
