@@ -48,6 +48,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, or None (with a word) where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no PNG (pip install 'rock-gym[bench]')")
+        return None
+    return plt
+
+
 def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: str, title: str) -> Path:
     """Print the figures as JSON, save them to results/NAME.json, and draw `bars` to results/NAME.png."""
     RESULTS.mkdir(exist_ok=True)
@@ -56,13 +69,8 @@ def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: st
     print(text)
     path = RESULTS / f"{name}.json"
     path.write_text(text + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no PNG (pip install 'rock-gym[bench]')")
+    plt = pyplot()
+    if plt is None:
         return path
     fig, ax = plt.subplots(figsize=(max(6, len(bars) * 1.3), 4))
     ax.bar(list(bars), list(bars.values()), color="#4C72B0")

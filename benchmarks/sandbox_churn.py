@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import RESULTS, runtime_of, summary_ms, timed, write  # noqa: E402
+from runner import RESULTS, pyplot, runtime_of, summary_ms, timed, write  # noqa: E402
 
 from rock_gym.sandbox import DEFAULT_IMAGE, Sandbox, SandboxConfig  # noqa: E402
 from rock_gym.sandbox.config import DEFAULT_ENGINE_URLS  # noqa: E402
@@ -328,13 +328,8 @@ def bars_of(figures: dict[str, Any], backends: list[str]) -> dict[str, float]:
 
 def plot_cycles(per_engine: dict[str, list[Cycle]], path: Path, title: str) -> None:
     """Cycle time (rolling median) against cycle number, one line per engine: a slow creep shows as a slope."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no cycle plot (pip install 'rock-gym[bench]')")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(8, 4))
     for backend, cycles in per_engine.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import RESULTS, runtime_of, summary_ms, write  # noqa: E402
+from runner import RESULTS, pyplot, runtime_of, summary_ms, write  # noqa: E402
 
 from rock_gym.sandbox import DEFAULT_IMAGE, Sandbox, SandboxConfig  # noqa: E402
 from rock_gym.sandbox.engines import LABEL_OWNER_PID, Engine, wait_until  # noqa: E402
@@ -236,13 +236,8 @@ def bars_of(figures: dict[str, Any]) -> dict[str, float]:
 
 def plot_levels(figures: dict[str, Any], path: Path, title: str) -> None:
     """P50 (solid) and P99 (dashed) create-to-ready against concurrency, one colour per engine and runtime."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no plot (pip install 'rock-gym[bench]')")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (combo, levels) in enumerate(figures["results"].items()):
