@@ -292,10 +292,11 @@ class Guard:
         if shell is None:
             return False
 
-        stop_then_kill(lambda: {p.pid for p in self.processes() if p.session == shell.pid and p.pid != shell.pid})
-        if include_shell:
-            with contextlib.suppress(OSError):
-                os.kill(shell.pid, signal.SIGKILL)
+        # A shell that is itself looping (`eval` runs in it) forks on: it is stopped with the rest, never left
+        # running while its children are killed.
+        stop_then_kill(
+            lambda: {p.pid for p in self.processes() if p.session == shell.pid and (include_shell or p.pid != shell.pid)}
+        )
         return True
 
     def _exhausted(self) -> str | None:

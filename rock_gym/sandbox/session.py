@@ -370,7 +370,9 @@ class ShellSession:
         if self.guard is not None and self.guard.kill_session(self.pid, include_shell=True):
             return
         try:
-            self.engine.exec_run(self.container_id, ["bash", "-c", f"kill -9 {self.pid}"])
+            # Stopped first: a shell looping on its own would fork new children while they are killed.
+            script = 'kill -STOP "$1" 2>/dev/null\n' + KILL_SESSION_SCRIPT + 'kill -9 "$root"\n'
+            self.engine.exec_run(self.container_id, ["bash", "-c", script, "kill", str(self.pid)])
         except Exception:  # noqa: BLE001
             self.close()
 

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from rock_gym.sandbox.limits import Ending, read_process, stop_then_kill, tree_bytes
+import pytest
+
+from rock_gym.sandbox.limits import Ending, Guard, read_process, stop_then_kill, tree_bytes
 from rock_gym.sandbox.session import CommandResult, with_endings
 
 FORKER = """
@@ -48,6 +51,55 @@ def test_stop_then_kill_ends_a_process_tree_and_counts_it():
 
 def test_stop_then_kill_finds_nothing_and_kills_nothing():
     assert stop_then_kill(set) == 0
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes of a session (a zombie left to a host init that reaps late does not run)."""
+    members = set()
+    for p in map(read_process, map(int, filter(str.isdigit, os.listdir("/proc")))):
+        if p is not None and p.session == sid and "State:\tZ" not in Path(f"/proc/{p.pid}/status").read_text():
+            members.add(p.pid)
+    return members
+
+
+@pytest.fixture
+def cgroup(tmp_path):
+    """A fresh pids cgroup of this host (v1 or v2), removed afterwards; as the watchdog sees a container's."""
+    parent = Path("/sys/fs/cgroup/pids")
+    if not parent.is_dir():
+        parent = Path("/sys/fs/cgroup")
+    path = parent / f"rock-gym-test-{os.getpid()}"
+    try:
+        path.mkdir()
+    except OSError as e:
+        pytest.skip(f"cannot make a cgroup here ({e}): needs root")
+    yield path
+    deadline = time.monotonic() + 5
+    while (path / "cgroup.procs").read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    path.rmdir()
+
+
+def test_a_shell_that_loops_on_its_own_is_ended_with_everything_it_forked(cgroup):
+    # The loop runs in the session's leader, as a timed-out `eval` does: it forks on while its children are killed.
+    shell = subprocess.Popen(
+        ["bash", "-c", "read -r _; trap '' TERM INT HUP; while :; do sleep 5; done"],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        (cgroup / "cgroup.procs").write_text(str(shell.pid))
+        shell.stdin.write(b"go\n")
+        shell.stdin.flush()
+        guard = Guard.attach({"Id": "host", "State": {"Pid": shell.pid}}, 1 << 30, 1 << 62, None)
+        assert guard is not None
+        time.sleep(0.2)
+        assert guard.kill_session(shell.pid, include_shell=True)
+        assert shell.wait(timeout=5) == -9
+        time.sleep(0.3)  # a child forked in a gap would be running by now
+        assert session_members(shell.pid) == set()
+    finally:
+        shell.kill()
 
 
 def test_tree_bytes_counts_blocks_once_per_hard_link(tmp_path):
