@@ -145,6 +145,23 @@ def engine_processes(backend: str) -> list[tuple[int, list[str]]]:
     return found
 
 
+#: Per-container helper processes of the engines: a churn run must not leave them piling up (podman's exec sessions
+#: keep two conmon processes each for `exit_command_delay` after they end; `scripts/setup` sets it to 10 s).
+HELPERS = ("conmon", "containerd-shim", "containerd-shim-runc-v2", "runsc-gofer", "runsc-sandbox", "runsc")
+
+
+def helper_processes() -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+            except OSError:
+                continue
+            count += os.path.basename(argv0) in HELPERS
+    return count
+
+
 def engine_pid(backend: str, url: str) -> int | None:
     """The process serving `url`: one that names its socket, else (for the standard socket) one that names none.
 
@@ -253,6 +270,7 @@ def engine_figures(config: SandboxConfig, cycles: int, window: int) -> tuple[dic
     except Exception as exc:  # noqa: BLE001
         return {"runtime": config.runtime, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}, []
     entries_before = count_entries(storage)
+    helpers_before = helper_processes()
     problems: list[str] = []
     runtime = attempt(problems, "sandbox runtime probe", lambda: sandbox_runtime(engine, config))
     plain_runtime = attempt(problems, "bare runtime probe", lambda: bare_runtime(engine, config))
@@ -281,6 +299,7 @@ def engine_figures(config: SandboxConfig, cycles: int, window: int) -> tuple[dic
         "engine_idle_after": idle_cpu_percent(engine, IDLE_WINDOW_S),
         "storage": {"path": str(storage), "entries_before": entries_before, "entries_after": count_entries(storage)},
         "containers_left": containers_left(engine),
+        "helper_processes": {"before": helpers_before, "after_idle": helper_processes()},
     }
     figures["targets"] = targets(figures)
     return figures, done
@@ -299,6 +318,9 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
             used == figures["runtime"] for used in figures["runtime_used"].values()
         ],
         "engine_idle_cpu_percent": figures["engine_idle_after"].get("cpu_percent"),
+        "helper_processes_added (== 0)": delta(
+            figures["helper_processes"]["before"], figures["helper_processes"]["after_idle"]
+        ),
         "storage_entries_added": delta(figures["storage"]["entries_before"], figures["storage"]["entries_after"]),
     }
 

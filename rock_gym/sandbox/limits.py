@@ -18,7 +18,9 @@ processes be ended without a new exec (which itself hangs at the pids limit).
 
 All of this needs the container's processes and storage on this host (`Guard.attach` returns None otherwise: a
 remote engine); sandboxes there keep the engine's limits only. Under gVisor the host's processes of a sandbox are
-gVisor's own sentry and gofer, so the sandbox attaches no guard at all.
+gVisor's own sentry and gofer, never to be signalled: a `GvisorDiskGuard` watches the writable layer alone (gVisor
+runs with its root overlay off, `--overlay2=none`, so writes land in the engine's upper directory) and ends the
+writers from inside, through one exec; processes and memory stay with gVisor and the engine's cgroup.
 """
 
 from __future__ import annotations
@@ -150,6 +152,13 @@ def tree_bytes(root: str) -> int:
     return total
 
 
+def _disk_detail(limit: int, used: int) -> str:
+    return (
+        f"the sandbox's disk bound of {limit >> 20} MiB was exceeded ({used >> 20} MiB written): "
+        "free space (rm) before writing more"
+    )
+
+
 @dataclass(eq=False)  # one per container, hashed by identity (the watchdog holds a weak set)
 class Guard:
     """The host-side view of one sandbox: its cgroup, its processes, its writable layer, and its budgets."""
@@ -166,6 +175,7 @@ class Guard:
     before: frozenset[int] = frozenset()  # host pids alive when the current chunk began
     endings: list[Ending] = field(default_factory=list)
     disk_used: int = 0
+    forks_refused: int = 0  # pids.events' max counter at the last look
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -205,6 +215,20 @@ class Guard:
 
     def pids_current(self) -> int:
         return _read_int(self.dirs["pids"] / "pids.current")
+
+    def _forks_refused(self) -> bool:
+        """True when a fork failed at the pids limit since the last look (`pids.events`' max counter grew).
+
+        A bomb can hover below the 90% mark between two polls, its forks refused and retried (bash backs off): a
+        refused fork is the budget exhausted all the same.
+        """
+        try:
+            events = (self.dirs["pids"] / "pids.events").read_text().split()
+        except (OSError, KeyError):
+            return False
+        refused = int(events[events.index("max") + 1]) if "max" in events else 0
+        grew, self.forks_refused = refused > self.forks_refused, refused
+        return grew
 
     def memory_used(self) -> int:
         """Anonymous memory of the sandbox (what an OOM is about; page cache of written files does not count)."""
@@ -278,12 +302,8 @@ class Guard:
                 return
             # The chunk's own writers first; a writer from an earlier call only when the chunk has none.
             count = stop_then_kill(lambda: self._killable() - self.before) or stop_then_kill(self._killable)
-            detail = (
-                f"the sandbox's disk bound of {self.disk_limit >> 20} MiB was exceeded ({used >> 20} MiB written): "
-                "free space (rm) before writing more"
-            )
             if count:
-                self.endings.append(Ending(self.seq, "disk", count, detail))
+                self.endings.append(Ending(self.seq, "disk", count, _disk_detail(self.disk_limit, used)))
 
     def kill_session(self, shell_inner: int, include_shell: bool = False) -> bool:
         """End every process of the shell's session (a timed-out call), from the host; False if not possible."""
@@ -300,7 +320,7 @@ class Guard:
         return True
 
     def _exhausted(self) -> str | None:
-        if self.pids_current() >= EXHAUSTED * self.pids_limit:
+        if self.pids_current() >= EXHAUSTED * self.pids_limit or self._forks_refused():
             return "process"
         if self.memory_used() >= EXHAUSTED * self.memory_limit:
             return "memory"
@@ -309,6 +329,70 @@ class Guard:
     def _killable(self) -> set[int]:
         """Host pids of the processes that may be ended: all but init, keeper and shells."""
         return {p.pid for p in self.processes() if p.inner not in self.protected}
+
+
+#: Run inside a gVisor sandbox (`sh -c SCRIPT sh PROTECTED...`): SIGSTOP every process but init, the protected
+#: and itself until a look finds no new one, SIGKILL them all, print how many. Builtins only: no fork to fail.
+END_INSIDE = r"""
+keep=" 1 $* $$ " all=" " quiet=0
+while [ $quiet -lt 2 ]; do
+  fresh=0
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    case "$keep$all" in *" $p "*) continue ;; esac
+    kill -STOP "$p" 2>/dev/null && { all="$all$p "; fresh=1; }
+  done
+  if [ $fresh = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+done
+n=0
+for p in $all; do kill -KILL "$p" 2>/dev/null; n=$((n + 1)); done
+echo "ended $n"
+"""
+
+
+@dataclass(eq=False)
+class GvisorDiskGuard(Guard):
+    """The disk bound of a gVisor sandbox: its writable layer watched from the host, its writers ended from inside.
+
+    `end_inside(protected)` runs `END_INSIDE` in the sandbox (a one-off exec as root) and returns how many processes
+    it ended. The process and memory budgets are not watched (gVisor's kernel and the engine's cgroup hold them).
+    """
+
+    end_inside: Callable[[list[int]], int] = lambda protected: 0  # noqa: E731
+
+    @classmethod
+    def for_sandbox(
+        cls, inspect: dict, protected: set[int], disk_limit: int, end_inside: Callable[[list[int]], int]
+    ) -> GvisorDiskGuard | None:
+        upper = ((inspect.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        if not upper or not os.path.isdir(upper):
+            return None
+        return cls(inspect["Id"], 0, {}, upper, 0, 0, disk_limit, set(protected), end_inside=end_inside)
+
+    def _pids(self) -> list[int]:
+        return []  # the host's pids of this sandbox are gVisor's, never the agent's
+
+    def check(self) -> None:
+        return None
+
+    def kill_session(self, shell_inner: int, include_shell: bool = False) -> bool:
+        return False  # the session ends a timed-out call through the engine
+
+    def enforce_disk(self) -> None:
+        if self.disk_limit is None or self.upper is None:
+            return
+        used = tree_bytes(self.upper)
+        with self.lock:
+            self.disk_used = used
+            if used <= self.disk_limit:
+                return
+            try:
+                count = self.end_inside(sorted(self.protected))
+            except Exception as exc:  # noqa: BLE001 - a container going away, an engine refusing: looked at again
+                log.info("sandbox %s: could not end its writers: %s", self.container_id[:12], exc)
+                return
+            if count:
+                self.endings.append(Ending(self.seq, "disk", count, _disk_detail(self.disk_limit, used)))
 
 
 class Watchdog:

@@ -18,7 +18,7 @@ from rock_gym.sandbox import cleanup
 from rock_gym.sandbox.config import SandboxConfig
 from rock_gym.sandbox.engines import Engine
 from rock_gym.sandbox.errors import SandboxClosedError, SandboxError, SandboxStartError
-from rock_gym.sandbox.limits import Guard, Watchdog
+from rock_gym.sandbox.limits import END_INSIDE, GvisorDiskGuard, Guard, Watchdog
 from rock_gym.sandbox.session import CommandResult, ShellSession
 
 #: Creates the agent's user where the image lacks it (no `useradd` assumed: minimal images have none).
@@ -269,15 +269,18 @@ class Sandbox:
             self.engine.userns_checked = True
             self.engine.check_userns(self.session.run_many(["cat /proc/self/uid_map"], [10.0])[0].output)
         disk = parse_bytes(self.config.disk) if self.config.disk else None
-        guard = None
-        if self.config.runtime == "runc":  # gVisor's host processes are its sentry and gofer: never ended
+        guard: Guard | None = None
+        if self.config.runtime == "runc":
             inspect = self.engine.api.inspect_container(self.container_id)
             guard = Guard.attach(inspect, self.config.pids_limit, parse_bytes(self.config.memory), disk)
+        elif disk is not None:  # gVisor's host processes are its sentry and gofer: only the disk is watched
+            guard = self._gvisor_disk_guard(disk)
         if guard is None:
-            why = "gVisor keeps them in its own kernel" if self.config.runtime == "runsc" else "a remote engine"
+            if self.config.runtime == "runsc" and disk is None:
+                return
             self.engine.warn_once(
                 f"unguarded-{self.config.runtime}",
-                f"its sandboxes' processes and storage are not on this host ({why}): the disk bound is not enforced"
+                "its sandboxes' storage is not on this host (a remote engine): the disk bound is not enforced"
                 " and processes a call leaves behind are ended only through the engine",
             )
             return
@@ -286,6 +289,20 @@ class Sandbox:
         guard.protected.add(self.session.pid or 0)
         self.session.guard = self.guard = guard
         Watchdog.get().add(guard)
+
+    def _gvisor_disk_guard(self, disk: int) -> GvisorDiskGuard | None:
+        assert self.engine is not None and self.session is not None and self.container_id is not None
+        engine, container_id = self.engine, self.container_id
+        listing = self.session.run_many(["echo /proc/[0-9]*"], [10.0])[0].output  # init, keeper, this shell
+        protected = {int(entry.rsplit("/", 1)[1]) for entry in listing.split() if entry.rsplit("/", 1)[1].isdigit()}
+
+        def end_inside(keep: list[int]) -> int:
+            code, out = engine.exec_run(container_id, ["sh", "-c", END_INSIDE, "sh", *map(str, keep)], 30.0, "0")
+            words = out.decode(errors="replace").split()
+            return int(words[-1]) if code == 0 and words and words[-1].isdigit() else 0
+
+        inspect = engine.api.inspect_container(container_id)
+        return GvisorDiskGuard.for_sandbox(inspect, protected, disk, end_inside)
 
     def _put(self, archive: bytes) -> None:
         with self._lock:

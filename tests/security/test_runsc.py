@@ -2,7 +2,8 @@
 
 Under gVisor the agent's processes live in gVisor's own kernel, so the host-side watchdog cannot see them: a fork or
 memory bomb there may cost the sandbox (the sentry dies with it), which must end clearly, leave the sibling
-answering and leave nothing behind.
+answering and leave nothing behind. The disk bound holds: the writable layer is watched from the host, and the
+writers are ended from inside. (`scripts/test` also runs the contract and red-team suites under runsc.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from redteam import answers_quickly
 
 from rock_gym.sandbox import Sandbox, SandboxClosedError, SandboxConfig, SandboxError
 from rock_gym.sandbox.engines import Engine
+from rock_gym.sandbox.limits import GvisorDiskGuard
 
 pytestmark = [pytest.mark.container, pytest.mark.usefixtures("no_leak")]
 
@@ -27,7 +29,8 @@ def gvisor(backend: str, **fields: object) -> SandboxConfig:
 
 def test_a_gvisor_sandbox_runs_calls_keeps_state_and_moves_files(backend):
     with Sandbox(gvisor(backend)) as sb:
-        assert sb.guard is None  # its processes are not the host's
+        # Its processes are not the host's: only the disk is watched from here.
+        assert isinstance(sb.guard, GvisorDiskGuard) and sb.guard.upper is not None
         kernel = sb.run("dmesg 2>/dev/null | head -1; uname -r").output
         assert "gVisor" in kernel or "4.4.0" in kernel, kernel  # gVisor's own kernel, not the host's
         sb.run("cd /tmp && export GREETING=hi")
@@ -80,3 +83,15 @@ def test_attacks_in_gvisor_are_contained_and_end_clearly(backend, sibling, attac
         except (SandboxClosedError, SandboxError) as exc:  # the sandbox may be lost: it says so
             assert "was lost" in str(exc) or "did not start" in str(exc) or "not running" in str(exc), exc
         answers_quickly(sibling)
+
+
+def test_a_gvisor_sandbox_keeps_its_disk_bound(backend, sibling):
+    with Sandbox(gvisor(backend, disk="200m")) as sb:
+        result = sb.run("dd if=/dev/zero of=/fill bs=1M count=2000 2>&1; du -m /fill | cut -f1", timeout=60)
+        assert result.exhausted == "disk" and result.ended_processes >= 1, result
+        written = int(result.output.split("\n[rock_gym")[0].split()[-1])
+        assert 200 < written < 1000, f"{written} MiB written past a 200m bound"
+        answers_quickly(sibling)
+        sb.run("rm -f /fill")
+        again = sb.run("head -c 50M /dev/zero > /again && echo wrote", timeout=30)
+        assert again.output == "wrote\n" and again.ended_processes == 0
