@@ -129,3 +129,18 @@ def test_endings_are_noted_on_the_call_they_happened_in_and_earlier_ones_on_the_
     assert noted[1].output == "B\n\n[rock_gym: the sandbox's process budget was exhausted: 40 process(es) ended]\n"
     assert noted[0].ended_processes == 1 and noted[0].exhausted == "disk"
     assert with_endings(results, [7, 8], []) == results
+
+
+def test_a_refused_fork_counts_as_the_process_budget_exhausted_once(tmp_path):
+    """pids.events' `max` counter grows when the kernel refuses a fork at the limit: that is exhaustion, even with
+    the current count under the 90% mark; a counter that stays put is not."""
+    (tmp_path / "pids.current").write_text("10\n")
+    (tmp_path / "pids.events").write_text("max 0\n")
+    guard = Guard("c0ffee", os.getpid(), {"pids": tmp_path, "memory": tmp_path}, None, 64, 1 << 40, None)
+    (tmp_path / "memory.usage_in_bytes").write_text("0\n")
+    assert guard._exhausted() is None
+    (tmp_path / "pids.events").write_text("max 3\n")
+    assert guard._exhausted() == "process"
+    assert guard._exhausted() is None  # nothing refused since the last look
+    (tmp_path / "pids.current").write_text("60\n")
+    assert guard._exhausted() == "process"  # 60 of 64: past the mark
