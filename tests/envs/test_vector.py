@@ -141,7 +141,9 @@ def test_a_failing_reset_leaves_no_sandbox(backend: str) -> None:
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import os, signal, sys
+    # Ctrl-C as a terminal gives it, even when this test runs in the background (where SIGINT comes ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import gymnasium as gym
     import rock_gym
     from rock_gym.tasks import terminal_tasks

@@ -34,7 +34,9 @@ def labelled_ids(engine, owner_pid: int | None = None) -> set[str]:
 
 def owner_script(backend: str, tail: str) -> str:
     return textwrap.dedent(f"""
-        import sys, time
+        import signal, sys, time
+        # Ctrl-C as a terminal gives it, even when this test runs in the background (where SIGINT comes ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from rock_gym.sandbox import Sandbox, SandboxConfig
         sb = Sandbox(SandboxConfig(backend={backend!r})).start()
         print(sb.container_id, flush=True)
