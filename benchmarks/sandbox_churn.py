@@ -16,7 +16,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -129,19 +129,23 @@ def bare_runs(engine: Engine, config: SandboxConfig, n: int) -> list[float]:
 # -- the engine afterwards ---------------------------------------------------------------------------------------
 
 
-def engine_processes(backend: str) -> list[tuple[int, list[str]]]:
-    """Pid and argv of every dockerd, or every `podman ... system service`, found through /proc."""
-    found = []
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Pid and argv of every process on the host, through /proc (those that exit meanwhile are skipped)."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+        if entry.isdigit():
+            try:
+                yield int(entry), Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+
+
+def engine_processes(backend: str) -> list[tuple[int, list[str]]]:
+    """Pid and argv of every dockerd, or every `podman ... system service`."""
+    found = []
+    for pid, argv in processes():
         name = os.path.basename(argv[0])
         if (backend == "docker" and name == "dockerd") or (name == "podman" and "system" in argv and "service" in argv):
-            found.append((int(entry), argv))
+            found.append((pid, argv))
     return found
 
 
@@ -151,15 +155,7 @@ HELPERS = ("conmon", "containerd-shim", "containerd-shim-runc-v2", "runsc-gofer"
 
 
 def helper_processes() -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
-            except OSError:
-                continue
-            count += os.path.basename(argv0) in HELPERS
-    return count
+    return sum(os.path.basename(argv[0]) in HELPERS for _, argv in processes())
 
 
 def engine_pid(backend: str, url: str) -> int | None:

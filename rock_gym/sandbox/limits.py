@@ -152,13 +152,6 @@ def tree_bytes(root: str) -> int:
     return total
 
 
-def _disk_detail(limit: int, used: int) -> str:
-    return (
-        f"the sandbox's disk bound of {limit >> 20} MiB was exceeded ({used >> 20} MiB written): "
-        "free space (rm) before writing more"
-    )
-
-
 @dataclass(eq=False)  # one per container, hashed by identity (the watchdog holds a weak set)
 class Guard:
     """The host-side view of one sandbox: its cgroup, its processes, its writable layer, and its budgets."""
@@ -300,10 +293,18 @@ class Guard:
             self.disk_used = used
             if used <= self.disk_limit:
                 return
-            # The chunk's own writers first; a writer from an earlier call only when the chunk has none.
-            count = stop_then_kill(lambda: self._killable() - self.before) or stop_then_kill(self._killable)
+            count = self._end_writers()
             if count:
-                self.endings.append(Ending(self.seq, "disk", count, _disk_detail(self.disk_limit, used)))
+                detail = (
+                    f"the sandbox's disk bound of {self.disk_limit >> 20} MiB was exceeded ({used >> 20} MiB "
+                    "written): free space (rm) before writing more"
+                )
+                self.endings.append(Ending(self.seq, "disk", count, detail))
+
+    def _end_writers(self) -> int:
+        """End what writes past the disk bound; how many processes were ended."""
+        # The chunk's own writers first; a writer from an earlier call only when the chunk has none.
+        return stop_then_kill(lambda: self._killable() - self.before) or stop_then_kill(self._killable)
 
     def kill_session(self, shell_inner: int, include_shell: bool = False) -> bool:
         """End every process of the shell's session (a timed-out call), from the host; False if not possible."""
@@ -315,7 +316,9 @@ class Guard:
         # A shell that is itself looping (`eval` runs in it) forks on: it is stopped with the rest, never left
         # running while its children are killed.
         stop_then_kill(
-            lambda: {p.pid for p in self.processes() if p.session == shell.pid and (include_shell or p.pid != shell.pid)}
+            lambda: {
+                p.pid for p in self.processes() if p.session == shell.pid and (include_shell or p.pid != shell.pid)
+            }
         )
         return True
 
@@ -378,21 +381,12 @@ class GvisorDiskGuard(Guard):
     def kill_session(self, shell_inner: int, include_shell: bool = False) -> bool:
         return False  # the session ends a timed-out call through the engine
 
-    def enforce_disk(self) -> None:
-        if self.disk_limit is None or self.upper is None:
-            return
-        used = tree_bytes(self.upper)
-        with self.lock:
-            self.disk_used = used
-            if used <= self.disk_limit:
-                return
-            try:
-                count = self.end_inside(sorted(self.protected))
-            except Exception as exc:  # noqa: BLE001 - a container going away, an engine refusing: looked at again
-                log.info("sandbox %s: could not end its writers: %s", self.container_id[:12], exc)
-                return
-            if count:
-                self.endings.append(Ending(self.seq, "disk", count, _disk_detail(self.disk_limit, used)))
+    def _end_writers(self) -> int:
+        try:
+            return self.end_inside(sorted(self.protected))
+        except Exception as exc:  # noqa: BLE001 - a container going away, an engine refusing: looked at again
+            log.info("sandbox %s: could not end its writers: %s", self.container_id[:12], exc)
+            return 0
 
 
 class Watchdog:

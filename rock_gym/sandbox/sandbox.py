@@ -18,7 +18,7 @@ from rock_gym.sandbox import cleanup
 from rock_gym.sandbox.config import SandboxConfig
 from rock_gym.sandbox.engines import Engine
 from rock_gym.sandbox.errors import SandboxClosedError, SandboxError, SandboxStartError
-from rock_gym.sandbox.limits import END_INSIDE, GvisorDiskGuard, Guard, Watchdog
+from rock_gym.sandbox.limits import END_INSIDE, Guard, GvisorDiskGuard, Watchdog
 from rock_gym.sandbox.session import CommandResult, ShellSession
 
 #: Creates the agent's user where the image lacks it (no `useradd` assumed: minimal images have none).
@@ -294,7 +294,7 @@ class Sandbox:
         assert self.engine is not None and self.session is not None and self.container_id is not None
         engine, container_id = self.engine, self.container_id
         listing = self.session.run_many(["echo /proc/[0-9]*"], [10.0])[0].output  # init, keeper, this shell
-        protected = {int(entry.rsplit("/", 1)[1]) for entry in listing.split() if entry.rsplit("/", 1)[1].isdigit()}
+        protected = {int(pid) for pid in listing.replace("/proc/", " ").split() if pid.isdigit()}
 
         def end_inside(keep: list[int]) -> int:
             code, out = engine.exec_run(container_id, ["sh", "-c", END_INSIDE, "sh", *map(str, keep)], 30.0, "0")
