@@ -13,7 +13,6 @@ import pytest
 from rock_gym.sandbox import Sandbox, SandboxClosedError, SandboxConfig, SandboxError
 from rock_gym.sandbox.engines import LABEL_OWNER_PID, Engine
 
-
 #: The suite runs on gVisor when ROCK_GYM_RUNTIME=runsc (`scripts/test` has such a pass): the agent's processes then
 #: live in gVisor's kernel, not the host's, and a few attacks end differently (each test says how).
 GVISOR = SandboxConfig().runtime == "runsc"

@@ -133,13 +133,14 @@ def test_background_processes_do_not_survive_reset_or_close(backend, sibling):
             sandbox = env.unwrapped.episode.sandbox
             if GVISOR:  # they live in gVisor's kernel: seen from inside; on the host, the sandbox's runsc processes
                 count = f"ps -eo args= | grep -c '^{marker}'"
-                assert wait_until(lambda: sandbox.run(count).output.strip() == "3", 5), sandbox.run("ps -eo args=")
+                three = wait_until(lambda sb=sandbox, c=count: sb.run(c).output.strip() == "3", 5)
+                assert three, sandbox.run("ps -eo args=")
             seen = sandbox.container_id if GVISOR else marker
             # The check can see them: sandbox processes are host processes in another PID namespace.
-            assert wait_until(lambda: len(host_processes(seen)) >= (1 if GVISOR else 3), 5), host_processes(seen)
+            assert wait_until(lambda s=seen: len(host_processes(s)) >= (1 if GVISOR else 3), 5), host_processes(seen)
             answers_quickly(sibling)
             env.reset(seed=0) if ending == "reset" else env.close()
-            assert wait_until(lambda: not host_processes(seen), 10), f"after {ending}: {host_processes(seen)}"
+            assert wait_until(lambda s=seen: not host_processes(s), 10), f"after {ending}: {host_processes(seen)}"
     finally:
         env.close()
 
@@ -206,7 +207,7 @@ PRIVILEGE_ATTEMPTS = {
     "setuid": (
         'cp /bin/bash /tmp/rootbash && chmod u+s /tmp/rootbash && python3 -c "import os; os.setgid(1000); '
         "os.setuid(1000); os.execv('/tmp/rootbash', ['b', '-p', '-c', 'id -u; python3 -c \\\"import ctypes; "
-        "print(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))\\\"'])\"",
+        'print(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))\\"\'])"',
         lambda r: r.output.split()[:2] == ["1000", "1"],
     ),
     "mount": ("mount -t tmpfs none /mnt", lambda r: r.exit_code != 0),
