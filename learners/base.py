@@ -9,7 +9,7 @@ The conventions, CleanRL / TRL style:
   is needed to continue or evaluate; `close()` releases environments and engines.
 
 Examples:
-    >>> from dataclasses import dataclass
+    >>> from dataclasses import dataclass, field
     >>> @dataclass
     ... class CountConfig(LearnerConfig):
     ...     step: int = 1
@@ -28,31 +28,38 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
+
+from learners.config import ENV_FIELDS, EnvConfig
 
 
 @dataclass
 class LearnerConfig:
     """Fields every learner has; a learner's own config subclasses this and adds its own, each documented."""
 
-    env_id: str = "rock/Terminal-v0"
-    """Gymnasium id of the environment to train in (`rock/Terminal-v0`, `rock/SWE-v0`)."""
-    backend: str = "docker"
-    """Container engine the environment's sandboxes run on: "docker" or "podman"."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environments to train in (`learners.config.EnvConfig`: env id, tasks, backend, num_envs, max_turns,
+    tool format, ...)."""
     seed: int = 0
     """Seed of the learner's sampling and of the environment resets."""
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Self:
-        """The config with these fields set; an unknown name is an error listing the known ones."""
+        """The config with these fields set; an unknown name is an error listing the known ones.
+
+        `EnvConfig`'s fields may be given at the top level too (``env_id=``, ``tasks=``, ``num_envs=``, ...): they
+        go into ``env``. ``env=`` takes an `EnvConfig`, an env id or a dict of its fields.
+        """
         known = [f.name for f in dataclasses.fields(cls)]
+        env = EnvConfig.coerce(kwargs.pop("env", None))
+        routed = {k: kwargs.pop(k) for k in list(kwargs) if k in ENV_FIELDS and k not in known}
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
             names = ", ".join(map(repr, unknown))
-            raise TypeError(f"{cls.__name__} has no field {names}: known are {', '.join(known)}")
-        return cls(**kwargs)
+            raise TypeError(f"{cls.__name__} has no field {names}: known are {', '.join(known)} (and EnvConfig's)")
+        return cls(env=env.replace(**routed), **kwargs)
 
 
 class Learner(ABC):

@@ -4,7 +4,7 @@ Env errors (a lost sandbox, a verifier error) are counted apart and left out of 
 about the policy.
 
 Examples:
-    >>> report = evaluate("rock/Terminal-v0", "expert", episodes=4, num_envs=2)   # doctest: +SKIP
+    >>> report = evaluate(EnvConfig("rock/Terminal-v0", num_envs=2), "expert", episodes=4)   # doctest: +SKIP
     >>> report.success_rate, report.interval                                    # doctest: +SKIP
     (1.0, (0.51, 1.0))
     >>> wilson_interval(8, 10)
@@ -17,13 +17,16 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from learners.config import EnvConfig
 from learners.policies.base import Policy, make_policy
-from learners.rollout import RolloutStats, Trajectory, collect
+from learners.rollout import RolloutStats, collect
+from rock_gym.agent.harness import HarnessConfig
+from rock_gym.envs.record import Ending, Trajectory
 
 #: z of a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -64,7 +67,9 @@ class EvalReport:
         mean_reward, mean_turns: over scored episodes.
         env_errors: episodes an env error spoiled, with their messages in ``errors``.
         format_errors: turns whose tool calls could not be parsed or validated.
-        context_limits: episodes the collector cut because the prompt outgrew its budget.
+        context_limits: episodes the harness ended because no request could fit its token budget.
+        context: the harness's statistics: mean and max request tokens, elided tokens, segments, loop warnings and
+            reminders per episode (means over episodes).
         endings: how many episodes ended each way (``submitted``, ``turn_limit``, ...).
         safety: safety-monitor events by category (empty when the env has no monitor).
         tasks: one row per task.
@@ -84,6 +89,7 @@ class EvalReport:
     errors: list[str] = field(default_factory=list)
     format_errors: int = 0
     context_limits: int = 0
+    context: dict[str, float] = field(default_factory=dict)
     endings: dict[str, int] = field(default_factory=dict)
     safety: dict[str, int] = field(default_factory=dict)
     tasks: list[TaskRow] = field(default_factory=list)
@@ -111,11 +117,28 @@ def summarize(env_id: str, policy: str, trajectories: Sequence[Trajectory]) -> E
     report.env_errors = len(trajectories) - len(scored)
     report.errors = [f"{t.task_id}: {t.error}" for t in trajectories if t.env_error]
     report.format_errors = sum(c.format_error is not None for t in trajectories for c in t.chunks)
-    report.context_limits = sum(t.ending == "context_limit" for t in trajectories)
+    report.context_limits = sum(t.ending == Ending.CONTEXT for t in trajectories)
+    report.context = context_summary(trajectories)
     report.endings = dict(Counter(str(t.ending) for t in trajectories))
     report.safety = dict(Counter(str(e.get("category")) for t in trajectories for c in t.chunks for e in c.safety))
     report.tasks = task_rows(trajectories)
     return report
+
+
+def context_summary(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """The harness's per-episode statistics, averaged over episodes (max request tokens: over all)."""
+    if not trajectories:
+        return {}
+    requests = [n for t in trajectories for n in t.stats.context_tokens]
+    n = len(trajectories)
+    return {
+        "mean_request_tokens": sum(requests) / len(requests) if requests else 0.0,
+        "max_request_tokens": float(max(requests, default=0)),
+        "elided_tokens": sum(t.stats.elided_tokens for t in trajectories) / n,
+        "segments": sum(t.stats.segments for t in trajectories) / n,
+        "loops": sum(t.stats.loops for t in trajectories) / n,
+        "reminders": sum(t.stats.reminders for t in trajectories) / n,
+    }
 
 
 def task_rows(trajectories: Sequence[Trajectory]) -> list[TaskRow]:
@@ -137,70 +160,49 @@ def task_rows(trajectories: Sequence[Trajectory]) -> list[TaskRow]:
 
 
 def evaluate(
-    env_id: str,
+    env: EnvConfig | str,
     policy: str | Policy,
     episodes: int,
-    num_envs: int = 1,
     *,
-    tasks: Any = None,
-    backend: str = "docker",
     seed: int | None = 0,
     model: str | None = None,
-    tool_format: str = "hermes",
-    max_new_tokens: int = 512,
     temperature: float = 1.0,
-    max_turns: int | None = None,
-    max_prompt_tokens: int | None = None,
-    observation_role: str | None = None,
-    env_kwargs: Mapping[str, Any] | None = None,
+    harness: HarnessConfig | None = None,
     on_trajectory: Callable[[Trajectory], None] | None = None,
 ) -> EvalReport:
-    """Play `episodes` episodes of `env_id` with a policy and report how it did.
+    """Play `episodes` episodes with a policy and report how it did.
 
     Args:
-        env_id: ``"rock/Terminal-v0"``, ``"rock/SWE-v0"``, ...
+        env: the envs (`EnvConfig`: env id, tasks, backend, num_envs, max_turns, tool format), or an env id.
         policy: a spec for `make_policy` (``"hf:PATH"``, ``"openai:URL"``, ``"expert"``) or a policy.
-        episodes, num_envs: episodes to play, and envs stepped side by side.
-        tasks: anything `rock_gym.tasks.load` takes; None: the env's default tasks.
-        backend: the container engine.
-        seed: seeds the first resets and the sampling.
+        episodes: episodes to play.
+        seed: seeds the resets and the sampling.
         model: the model name an ``openai:`` server is asked for.
-        tool_format: how tool calls are written (the env parses, the expert and OpenAI replies render, this format).
-        max_new_tokens, temperature: sampling.
-        max_turns: the env's turn limit (None: the env's default).
-        max_prompt_tokens: the collector's context budget (see `collect`).
-        observation_role: how observations are sent back; default ``"user"`` for ``openai:`` servers (strict
-            servers refuse tool messages that answer no structured call), else ``"tool"``.
-        env_kwargs: more arguments to the env.
+        temperature: sampling.
+        harness: the harness's context settings (budget, context policy, max_new_tokens, ...). For ``openai:``
+            servers observations go back as ``"user"`` messages unless set otherwise (strict servers refuse tool
+            messages that answer no structured call).
         on_trajectory: called as each episode ends.
     """
+    env = EnvConfig.coerce(env)
     spec = policy if isinstance(policy, str) else type(policy).__name__
     if isinstance(policy, str):
-        policy = make_policy(policy, **policy_kwargs(policy, model, tasks, tool_format))
-    kwargs: dict[str, Any] = {"backend": backend, "tool_format": tool_format, **dict(env_kwargs or {})}
-    if tasks is not None:
-        kwargs["tasks"] = tasks
-    if max_turns is not None:
-        kwargs["max_turns"] = max_turns
-    if observation_role is None:
-        observation_role = "user" if spec.startswith("openai:") else "tool"
+        policy = make_policy(policy, **policy_kwargs(policy, model, env.tasks, env.tool_format))
+    if harness is None:
+        harness = HarnessConfig(observation_role="user" if spec.startswith("openai:") else "tool")
     stats = RolloutStats()
     started = time.perf_counter()
     trajectories = collect(
-        env_id,
+        env,
         policy,
         episodes,
-        num_envs=num_envs,
         seed=seed,
-        max_new_tokens=max_new_tokens,
         temperature=temperature,
-        max_prompt_tokens=max_prompt_tokens,
-        observation_role=observation_role,
-        env_kwargs=kwargs,
+        harness=harness,
         stats=stats,
         on_trajectory=on_trajectory,
     )
-    report = summarize(env_id, spec, trajectories)
+    report = summarize(env.env_id, spec, trajectories)
     report.seconds = time.perf_counter() - started
     report.generate_seconds, report.env_seconds = stats.generate_seconds, stats.env_seconds
     return report
@@ -257,6 +259,13 @@ def report_tables(report: EvalReport) -> list[Any]:
         tables.append(safety)
     timings = f"{report.seconds:.1f}s: {report.generate_seconds:.1f}s generating, {report.env_seconds:.1f}s in envs"
     endings = ", ".join(f"{k} {v}" for k, v in sorted(report.endings.items()))
+    if report.context:
+        c = report.context
+        endings += (
+            f"; context: {c['mean_request_tokens']:.0f} tokens per request (max {c['max_request_tokens']:.0f}),"
+            f" {c['elided_tokens']:.0f} elided, {c['segments']:.1f} segments, {c['loops']:.1f} loop warnings"
+            " per episode"
+        )
     footer = Table.grid()
     footer.add_row(f"{timings}; endings: {endings}")
     tables.append(footer)

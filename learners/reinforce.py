@@ -24,42 +24,38 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 
 from learners.base import Learner, LearnerConfig, trainable_path
 from learners.policies.base import Policy, require
-from learners.rollout import Trajectory, collect
+from learners.rollout import collect
 from learners.sft import clip_gradients
+from rock_gym.agent.harness import HarnessConfig
+from rock_gym.envs.record import Trajectory
 
 torch = require("torch", "hf")
 
 
 @dataclass
 class ReinforceConfig(LearnerConfig):
-    """REINFORCE with a group baseline (fields of `LearnerConfig`: env_id, backend, seed)."""
+    """REINFORCE with a group baseline (fields of `LearnerConfig`: env, seed)."""
 
     policy: str = ""
     """The policy to train: `hf:PATH` (or a bare PATH) of a model directory in `save_pretrained` layout."""
-    tasks: Any = None
-    """Tasks to train on: anything `rock_gym.tasks.load` takes; None: the env's own."""
     tasks_per_update: int = 2
     """Distinct tasks per update; each is one group."""
     group_size: int = 4
     """Trajectories per task per update (G): the baseline is their mean reward."""
-    num_envs: int = 4
-    """Envs played side by side."""
-    max_turns: int = 8
-    """The env's turn limit."""
-    tool_format: str = "hermes"
-    """How the model writes tool calls (the env's format)."""
     max_new_tokens: int = 256
     """Tokens sampled per turn at most."""
     temperature: float = 1.0
     """Sampling temperature; at 1.0 the sampler's µ is the model's own π."""
-    max_prompt_tokens: int | None = 4096
-    """The collector's context budget: longer episodes end truncated (scored, reward 0)."""
+    max_context_tokens: int | None = 4096
+    """The harness's token budget (request plus `max_new_tokens`): episodes that cannot fit end truncated with
+    ending "context" (a scored failure)."""
+    context: str = "keep"
+    """The harness's context policy (`rock_gym.agent.context`): "keep", "elide", "drop", "summary", ..."""
     learning_rate: float = 1e-5
     """AdamW's step size."""
     weight_decay: float = 0.0
@@ -102,7 +98,7 @@ class ReinforceLearner(Learner):
             self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
         self.rng = random.Random(self.config.seed)
-        self.envs: gym.vector.VectorEnv | None = None
+        self.envs: list[gym.Env] | None = None
         self.updates_done = 0
         self.last_grad_norm = 0.0
 
@@ -111,15 +107,15 @@ class ReinforceLearner(Learner):
 
     def _update(self) -> dict[str, float]:
         started = time.perf_counter()
+        harness = HarnessConfig(self.config.max_context_tokens, self.config.context, self.config.max_new_tokens)
         trajectories = collect(
             self._envs(),
             self.sampler,
-            0,
             seed=self.config.seed * 100_003 + self.updates_done,
-            max_new_tokens=self.config.max_new_tokens,
             temperature=self.config.temperature,
             task_ids=self._task_ids(),
-            max_prompt_tokens=self.config.max_prompt_tokens,
+            harness=harness,
+            tokenizer=self.policy.tokenizer,  # a text-only sampler's turns are recorded as this model's tokens
         )
         kept = [t for t in trajectories if not t.env_error]
         advantages = group_advantages(kept, self.config.normalize_std)
@@ -141,17 +137,17 @@ class ReinforceLearner(Learner):
 
     def _task_ids(self) -> list[str]:
         """`tasks_per_update` distinct tasks (fewer if the env has fewer), each `group_size` times in a row."""
-        known = sorted(self._envs().get_attr("by_id")[0])  # type: ignore[attr-defined]
+        known = sorted(self._envs()[0].unwrapped.by_id)  # type: ignore[attr-defined]
         chosen = self.rng.sample(known, min(self.config.tasks_per_update, len(known)))
         return [task for task in chosen for _ in range(self.config.group_size)]
 
     def _step(self, trajectories: Sequence[Trajectory], advantages: Sequence[float]) -> tuple[float, int]:
         """One optimiser step on −Σ A·log π_θ / tokens; the loss and the token count."""
         pieces = [
-            (chunk.prompt_ids, chunk.completion_ids, advantage)
+            (trajectory.request_ids(chunk.index), chunk.completion_ids, advantage)
             for trajectory, advantage in zip(trajectories, advantages, strict=True)
-            for chunk in trajectory.chunks
-            if chunk.completion_ids and chunk.prompt_ids
+            for chunk in trajectory.sampled
+            if chunk.completion_ids and trajectory.segments
         ]
         tokens = sum(len(completion) for _, completion, _ in pieces)
         self.optimizer.zero_grad(set_to_none=True)
@@ -184,13 +180,10 @@ class ReinforceLearner(Learner):
         if self.sampler is not self.policy and update is not None:
             update(self.model)
 
-    def _envs(self) -> gym.vector.VectorEnv:
+    def _envs(self) -> list[gym.Env]:
+        """The envs, made on the first update and kept (their sandboxes are replaced at each reset)."""
         if self.envs is None:
-            kwargs: dict[str, Any] = {"backend": self.config.backend, "max_turns": self.config.max_turns}
-            kwargs["tool_format"] = self.config.tool_format
-            if self.config.tasks is not None:
-                kwargs["tasks"] = self.config.tasks
-            self.envs = gym.make_vec(self.config.env_id, num_envs=self.config.num_envs, **kwargs)
+            self.envs = [self.config.env.make() for _ in range(self.config.env.num_envs)]
         return self.envs
 
     def save(self, path: str | Path | None = None) -> None:
@@ -206,15 +199,15 @@ class ReinforceLearner(Learner):
         (target / "reinforce_config.json").write_text(json.dumps(state, indent=2, default=str))
 
     def close(self) -> None:
-        if self.envs is not None:
-            self.envs.close()
-            self.envs = None
+        for env in self.envs or []:
+            env.close()
+        self.envs = None
 
 
 def group_advantages(trajectories: Sequence[Trajectory], normalize_std: bool = False) -> list[float]:
     """Per trajectory, its reward less its task group's mean (over these trajectories), optionally / the std.
 
-    >>> from learners.rollout import Trajectory
+    >>> from rock_gym.envs.record import Trajectory
     >>> group = [Trajectory("a", reward=1.0), Trajectory("a", reward=0.0), Trajectory("b", reward=1.0)]
     >>> group_advantages(group)
     [0.5, -0.5, 0.0]

@@ -1,480 +1,361 @@
-"""Rollouts: drive a vector env with a policy and keep every model turn as one IPA chunk.
+"""Rollouts: envs, a policy and one harness per episode, with no barrier on the slowest env.
 
-One vector step is one batched `policy.generate` call over every env that is mid-episode. A trajectory keeps its
-chunks (turns) apart, each with the prompt and completion token ids and the sampler's logprobs (µ), so a learner can
-recompute π_old / π_θ per chunk; and env errors (a lost sandbox, a failing verifier, an env raising) are *marked*,
-not scored, so IPA's dynamic filtering can drop them.
+Each env runs on its own thread. Whenever one or more envs have finished their step (or reset), the collector asks
+their harnesses for requests and makes *one* batched policy call over exactly those envs, then sends each its
+action; the others keep running. A slow command in one sandbox no longer holds up the turns of the rest
+(``barrier=True`` restores the old behaviour: every env waits for the slowest, one batch per round).
 
-The conversation a policy sees grows as:
+Episodes start from `StartState` s: a task (or a seeded draw), and optionally an expert prefix of turns that
+`reset` replays in a fresh sandbox; the replayed turns are recorded first, marked ``replayed``. Episode ``j`` is
+reset with ``seed + j`` and its start, whichever env plays it, so a deterministic policy gives the same trajectories
+in either mode. Outcomes are decided by `rock_gym.envs.record.decide_outcome`: episodes the environment spoiled are
+``env_error`` and, with ``resample=N``, played again from the same start (up to N times).
 
-    reset messages (system, user)  →  assistant: the turn's text  →  tool: the observation  →  assistant  →  ...
-
-The observation goes back as a ``"tool"`` message, the role Hermes/Qwen-style chat templates (and the tiny test
-model's) wrap in ``<tool_response>`` inside a user turn. Strict OpenAI endpoints refuse a tool message that answers
-no structured tool call; for them pass ``observation_role="user"``.
+Token policies (an ``HFPolicy``: ``tokenizer`` and ``sample``) get token ids in and give token ids out; text-only
+engines (``ExpertPolicy``, ``OpenAIPolicy``) get chat messages and give text.
 
 Examples:
-    >>> from learners.policies import ExpertPolicy                            # doctest: +SKIP
-    >>> trajectories = collect("rock/Terminal-v0", ExpertPolicy(), episodes=4, num_envs=2)  # doctest: +SKIP
-    >>> [(t.task_id, t.reward, len(t.chunks)) for t in trajectories]          # doctest: +SKIP
+    >>> from learners.policies import ExpertPolicy                                      # doctest: +SKIP
+    >>> trajectories = collect(EnvConfig("rock/Terminal-v0", num_envs=2), ExpertPolicy(), episodes=4)  # doctest: +SKIP
+    >>> [(t.task_id, t.reward, len(t.chunks)) for t in trajectories]                    # doctest: +SKIP
     [('find-files-3', 1.0, 3), ...]
 """
 
 from __future__ import annotations
 
-import inspect
+import concurrent.futures as cf
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
-import rock_gym.envs  # noqa: F401 - registers the rock/* ids
-from learners.policies.base import Conversation, Policy, Turn, prompt_ids
-
-#: `Trajectory.ending` when the collector (not the env) cut the episode because the prompt outgrew its budget.
-CONTEXT_LIMIT = "context_limit"
-#: `Trajectory.ending` when the vector env raised mid-step; the episode is marked an env error.
-ENV_EXCEPTION = "env_exception"
+from learners.config import EnvConfig
+from learners.policies.base import Policy
+from rock_gym.agent.harness import Completion, EpisodeHarness, HarnessConfig, Request
+from rock_gym.envs.record import Ending, Outcome, ResetInfo, Trajectory, decide_outcome
 
 
-@dataclass
-class ChunkRecord:
-    """One model turn: IPA's chunk, from one observation to the next.
+@dataclass(frozen=True)
+class StartState:
+    """Where an episode starts: a task (None: the env draws one with the episode's seed) and an expert prefix of
+    turns (actions) that `reset` replays before the policy takes over."""
 
-    Attributes:
-        index: the turn's position in its episode, from 0.
-        text: what the model said: the env's action.
-        prompt_ids: the prompt's token ids as the policy rendered it (empty for engines that cannot see tokens).
-        completion_ids: the sampled token ids, the end-of-turn token included when the turn stopped on it.
-        logprobs: per completion token, log µ(token) at sampling time.
-        finish_reason: ``"stop"``, ``"length"``, or the engine's own.
-        observation: what the env answered (the next tool message).
-        tool_calls: the calls the env parsed, ``{"name", "arguments"}``.
-        tool_results: per call ``{"tool", "exit_code", "error", "timed_out", "chars"}`` (the output itself is in
-            ``observation``).
-        reward: the env's reward for this step (the final reward on the last chunk; safety penalties on any).
-        format_error: the env's message when the turn's tool calls could not be parsed or validated.
-        safety: the safety monitor's events for this turn's calls.
-        step_seconds: how long the env took to run the turn.
-    """
-
-    index: int
-    text: str
-    prompt_ids: list[int] = field(default_factory=list)
-    completion_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    finish_reason: str = "stop"
-    observation: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    tool_results: list[dict[str, Any]] = field(default_factory=list)
-    reward: float = 0.0
-    format_error: str | None = None
-    safety: list[dict[str, Any]] = field(default_factory=list)
-    step_seconds: float = 0.0
-
-
-#: A model turn; the same record as a chunk.
-TurnRecord = ChunkRecord
-
-
-@dataclass
-class Trajectory:
-    """One episode: its chunks with their boundaries, its outcome, and whether the env spoiled it.
-
-    Attributes:
-        task_id: the task played.
-        seed: the reset seed, when the collector seeded that reset.
-        messages: the conversation the episode started from (system and user messages).
-        tools: the tool schemas the policy was shown.
-        chunks: one record per model turn, in order.
-        reward: the episode's return (sum of step rewards: the final reward less any safety penalties).
-        terminated, truncated: as the env (or the collector's context guard) ended the episode.
-        ending: why it ended: the env's ``info["ending"]`` (``"submitted"``, ``"turn_limit"``, ...),
-            `CONTEXT_LIMIT` or `ENV_EXCEPTION`.
-        verification: the verifier's report ``{"resolved", "tests", "error"}``, when it ran.
-        env_error: the env, not the policy, spoiled the episode (sandbox lost, verifier error, env raised):
-            a learner must drop it rather than score it as a failure.
-        error: the error's text when ``env_error``.
-        seconds: wall-clock time from the reset to the end.
-    """
-
-    task_id: str
-    seed: int | None = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    chunks: list[ChunkRecord] = field(default_factory=list)
-    reward: float = 0.0
-    terminated: bool = False
-    truncated: bool = False
-    ending: str | None = None
-    verification: dict[str, Any] | None = None
-    env_error: bool = False
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def turns(self) -> list[ChunkRecord]:
-        """The chunks, by their other name."""
-        return self.chunks
-
-    @property
-    def resolved(self) -> bool:
-        """The verifier ran and said the task is solved."""
-        return bool(self.verification and self.verification.get("resolved"))
-
-    @property
-    def scored(self) -> bool:
-        """A learner may score this episode: it ended (by the env or the context guard) without an env error."""
-        return not self.env_error
-
-    def conversation(self, observation_role: str = "tool") -> Conversation:
-        """The whole conversation: the start messages, then each turn's text and the observation that followed."""
-        messages = [dict(m) for m in self.messages]
-        for chunk in self.chunks:
-            messages.append({"role": "assistant", "content": chunk.text})
-            if chunk.observation:
-                messages.append({"role": observation_role, "content": chunk.observation})
-        return messages
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `Trajectory.from_dict` reads it back."""
-        return {**asdict(self), "resolved": self.resolved}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Trajectory:
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "chunks"}
-        return cls(**fields, chunks=[ChunkRecord(**chunk) for chunk in data.get("chunks", [])])
+    task_id: str | None = None
+    prefix: tuple[str, ...] = ()
 
 
 @dataclass
 class RolloutStats:
     """Where a collection's time went; pass one to `collect` to have it filled."""
 
-    steps: int = 0
+    turns: int = 0
+    generate_calls: int = 0
     generate_seconds: float = 0.0
     env_seconds: float = 0.0
-    turns_generated: int = 0
     resets: int = 0
+    env_errors: int = 0
+    resampled: int = 0
     env_exceptions: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def mean_batch(self) -> float:
+        """Turns per policy call."""
+        return self.turns / self.generate_calls if self.generate_calls else 0.0
+
+    @property
+    def turns_per_second(self) -> float:
+        return self.turns / self.wall_seconds if self.wall_seconds else 0.0
+
+
+@dataclass
+class Sampling:
+    """How the policy samples: temperature and the seed of the first policy call (then +1 per call)."""
+
+    temperature: float = 1.0
+    seed: int | None = 0
 
 
 def collect(
-    env_or_id: str | gym.vector.VectorEnv,
+    env: EnvConfig | str | Sequence[gym.Env],
     policy: Policy,
-    episodes: int,
+    episodes: int | None = None,
     *,
-    num_envs: int = 1,
-    seed: int | None = 0,
-    max_new_tokens: int = 512,
-    temperature: float = 1.0,
+    starts: Sequence[StartState] | None = None,
     task_ids: Sequence[str] | None = None,
-    max_prompt_tokens: int | None = None,
-    observation_role: str = "tool",
-    env_kwargs: Mapping[str, Any] | None = None,
+    harness: HarnessConfig | None = None,
+    seed: int | None = 0,
+    temperature: float = 1.0,
+    barrier: bool = False,
+    resample: int = 0,
     stats: RolloutStats | None = None,
     on_trajectory: Callable[[Trajectory], None] | None = None,
     max_env_exceptions: int = 3,
+    tokenizer: Any = None,
 ) -> list[Trajectory]:
-    """Play `episodes` episodes with `policy` and return them in the order they were started.
+    """Play episodes with ``policy`` and return their trajectories in the order of their starts.
 
     Args:
-        env_or_id: a vector env made with NEXT_STEP autoreset (the default; the caller keeps and closes it), or an
-            env id: the collector makes ``gym.make_vec(id, num_envs, **env_kwargs)`` and closes it at the end.
-        policy: any `Policy`; ``task_ids=`` is passed to those whose ``generate`` accepts it (`ExpertPolicy`).
-        episodes: how many episodes to finish; no more are started, so the result is not biased to short ones.
-        num_envs: envs stepped side by side (when making the env; at most ``episodes`` are made).
-        seed: the first resets get ``seed + i``; sampling gets ``seed + step``. None: unseeded.
-        max_new_tokens, temperature: the policy's sampling.
-        task_ids: play exactly these tasks, one episode each, in this order (repeat an id for a group);
-            ``episodes`` is then ``len(task_ids)``. None: the envs draw tasks themselves.
-        max_prompt_tokens: the context budget: a conversation whose prompt would exceed it is ended as truncated
-            with ending `CONTEXT_LIMIT` (scored, unverified, reward 0) instead of overflowing the model.
-            Counted with the policy's tokenizer when it has one, else as characters / 4.
-        observation_role: the role observations are sent back with (``"tool"`` or ``"user"``).
-        env_kwargs: extra arguments to ``gym.make_vec`` (``tasks``, ``backend``, ``max_turns``, ``tool_format``).
+        env: an `EnvConfig` (``num_envs`` envs are made and closed at the end), an env id, or envs the caller
+            made and keeps.
+        policy: a token policy (``sample`` and ``tokenizer``) or any text `Policy`.
+        episodes: how many episodes, drawn by the envs with seeds ``seed + j``; or give ``starts`` / ``task_ids``.
+        starts: one episode per start (a task and an expert prefix).
+        task_ids: one episode per id (a shorthand for starts without prefixes).
+        harness: the context settings (budget, context policy, max_new_tokens, reminders, loops).
+        seed: episode ``j`` resets with ``seed + j``; policy calls are seeded from it too. None: unseeded.
+        temperature: the sampling temperature.
+        barrier: wait for every env before each policy call (the old vector-step behaviour), for comparison.
+        resample: play an episode the environment spoiled again from the same start, up to this many times.
         stats: filled with timings and counts.
         on_trajectory: called with each trajectory as it ends (a progress bar).
-        max_env_exceptions: vector steps that may raise (each marks the episodes in flight as env errors and
-            resets every env) before the exception propagates.
+        max_env_exceptions: envs raising (each marks its episode an env error) before the exception propagates.
+        tokenizer: record a text-only policy's turns as tokens of this tokenizer (its chat template): an expert's
+            trajectories for a model to imitate. A token policy's own tokenizer is always used.
 
-    Returns:
-        The trajectories, in the order their episodes started.
+    Raises:
+        ValueError: the policy declares a tool format other than the env's (before any sandbox starts).
     """
-    if task_ids is not None:
-        episodes = len(task_ids)
-    if episodes < 1:
+    plan = _starts(episodes, starts, task_ids)
+    if not plan:
         return []
-    owned = isinstance(env_or_id, str)
-    if isinstance(env_or_id, str):
-        envs = gym.make_vec(env_or_id, num_envs=min(num_envs, episodes), **dict(env_kwargs or {}))
-    else:
-        envs = env_or_id
+    config = EnvConfig.coerce(env) if isinstance(env, (EnvConfig, str)) else None
+    check_tool_format(config.tool_format if config else _unwrapped(env[0]).tool_format, policy)  # type: ignore[index]
+    envs = [config.make() for _ in range(min(config.num_envs, len(plan)))] if config else list(env)  # type: ignore[arg-type]
     try:
-        collector = Collector(envs, policy, max_new_tokens, temperature, max_prompt_tokens, observation_role)
+        collector = Collector(envs, policy, harness or HarnessConfig(), Sampling(temperature, seed), barrier, tokenizer)
         collector.stats = stats or RolloutStats()
         collector.on_trajectory = on_trajectory
-        collector.max_env_exceptions = max_env_exceptions
-        return collector.run(episodes, seed, list(task_ids) if task_ids is not None else None)
+        collector.resample, collector.max_env_exceptions = resample, max_env_exceptions
+        return collector.run(plan, seed)
     finally:
-        if owned:
-            envs.close()
+        if config is not None:
+            for e in envs:
+                e.close()
+
+
+def check_tool_format(env_format: str, policy: Any) -> None:
+    """Refuse a policy that writes another tool format than the env parses; the format must be registered."""
+    from rock_gym.plugins import get_plugin_manager
+
+    formats = get_plugin_manager().tool_formats
+    if env_format not in formats.names():
+        raise ValueError(f"unknown tool format {env_format!r}: registered are {', '.join(sorted(formats.names()))}")
+    declared = getattr(policy, "tool_format", None)
+    if declared is not None and declared != env_format:
+        raise ValueError(
+            f"the policy writes tool calls as {declared!r} but the env parses {env_format!r}: "
+            f"make the env with tool_format={declared!r} or give the policy tool_format={env_format!r}"
+        )
+
+
+def _starts(episodes: int | None, starts: Sequence[StartState] | None, task_ids: Sequence[str] | None) -> list:
+    if starts is not None:
+        return list(starts)
+    if task_ids is not None:
+        return [StartState(task_id) for task_id in task_ids]
+    return [StartState() for _ in range(episodes or 0)]
+
+
+def _unwrapped(env: gym.Env) -> Any:
+    return env.unwrapped
+
+
+@dataclass
+class Slot:
+    """One env and the episode it plays."""
+
+    env: gym.Env
+    job: int = -1
+    harness: EpisodeHarness | None = None
+    request: Request | None = None
+    started: float = 0.0
+    action: str = ""
+
+
+@dataclass
+class _Result:
+    kind: str  # "reset" or "step"
+    value: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Collector:
-    """The state of one `collect` call: which env plays which episode, and the conversations so far."""
+    """The state of one `collect` call: which env plays which start, and the policy calls over ready envs."""
 
     def __init__(
         self,
-        envs: gym.vector.VectorEnv,
-        policy: Policy,
-        max_new_tokens: int,
-        temperature: float,
-        max_prompt_tokens: int | None,
-        observation_role: str,
+        envs: list[gym.Env],
+        policy: Any,
+        harness: HarnessConfig,
+        sampling: Sampling,
+        barrier: bool,
+        tokenizer: Any = None,
     ) -> None:
-        mode = envs.metadata.get("autoreset_mode")
-        if mode is not None and str(getattr(mode, "value", mode)) != "NextStep":
-            raise ValueError(f"collect needs a vector env with NEXT_STEP autoreset, got {mode}: use the default mode")
-        self.envs = envs
-        self.policy = policy
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.max_prompt_tokens = max_prompt_tokens
-        self.observation_role = observation_role
-        self.passes_task_ids = accepts_keyword(policy.generate, "task_ids")
+        self.envs, self.policy, self.harness, self.sampling, self.barrier = envs, policy, harness, sampling, barrier
+        self.samples_tokens = hasattr(policy, "sample") and getattr(policy, "tokenizer", None) is not None
+        self.tokenizer = policy.tokenizer if self.samples_tokens else tokenizer
+        self.end_ids = tuple(getattr(policy, "eos_ids", ()) or ())
+        self.max_turns = getattr(_unwrapped(envs[0]), "max_turns", None)
         self.stats = RolloutStats()
         self.on_trajectory: Callable[[Trajectory], None] | None = None
-        self.max_env_exceptions = 3
-        n = envs.num_envs
-        #: per env: the trajectory it is playing (None: idle, or waiting for its autoreset)
-        self.playing: list[Trajectory | None] = [None] * n
-        self.conversations: list[Conversation] = [[] for _ in range(n)]
-        self.started_at = [0.0] * n
-        #: per env: its last episode ended, so its next step is NEXT_STEP's reset
-        self.autoresetting = np.zeros(n, dtype=bool)
+        self.resample, self.max_env_exceptions = 0, 3
+        self.calls = 0
 
-    def run(self, episodes: int, seed: int | None, queue: list[str] | None) -> list[Trajectory]:
-        self.episodes, self.queue, self.seed = episodes, queue, seed
-        self.started: list[Trajectory] = []
-        self.finished = 0
-        self._reset(list(range(self.envs.num_envs)), seed, everyone=True)
-        step = 0
-        while self.finished < episodes:
-            self._guard_context()
-            actions = self._act(None if seed is None else seed + step)
-            self._step(actions)
-            step += 1
-        return self.started
+    def run(self, plan: list[StartState], seed: int | None) -> list[Trajectory]:
+        began = time.perf_counter()
+        self.plan, self.seed = plan, seed
+        self.queue: deque[int] = deque(range(len(plan)))
+        self.attempts = [0] * len(plan)
+        self.results: dict[int, Trajectory] = {}
+        slots = [Slot(env) for env in self.envs]
+        in_flight: dict[cf.Future[_Result], Slot] = {}
+        with cf.ThreadPoolExecutor(len(slots), thread_name_prefix="rollout") as pool:
+            try:
+                while len(self.results) < len(plan):
+                    for slot in slots:
+                        if slot.harness is None and slot.job < 0 and self.queue and slot not in in_flight.values():
+                            slot.job = self.queue.popleft()
+                            in_flight[pool.submit(self._reset, slot)] = slot
+                    if not in_flight:
+                        break
+                    mode = cf.ALL_COMPLETED if self.barrier else cf.FIRST_COMPLETED
+                    done, _ = cf.wait(list(in_flight), return_when=mode)
+                    for future in done:
+                        self._settle(in_flight.pop(future), future.result())
+                    self._act(
+                        [s for s in slots if s.harness is not None and s not in in_flight.values()], pool, in_flight
+                    )
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        self.stats.wall_seconds += time.perf_counter() - began
+        return [self.results[j] for j in range(len(plan))]
 
-    # -- episodes starting and ending -------------------------------------------------------------------------
+    # -- on the env threads ---------------------------------------------------------------------------------------
 
-    def _wants_episode(self) -> bool:
-        return len(self.started) < self.episodes
-
-    def _reset(self, indices: list[int], seed: int | None, everyone: bool = False) -> None:
-        """Reset these envs now (masked resets, one call per task id so that resets run side by side).
-
-        Envs past the episodes wanted are left alone (NEXT_STEP will reset them; they idle), unless `everyone`:
-        then they are reset too, to idle with a sandbox (the first reset, and after an env exception).
-        """
-        groups: dict[str | None, list[int]] = {}
-        recorded: set[int] = set()
-        for i in indices:
-            n = len(self.started) + len(recorded)
-            if n < self.episodes:
-                recorded.add(i)
-                groups.setdefault(self.queue[n] if self.queue is not None else None, []).append(i)
-            elif everyone:
-                groups.setdefault(None, []).append(i)
-        for task, members in groups.items():
-            mask = np.zeros(self.envs.num_envs, dtype=bool)
-            mask[members] = True
-            seeds = [seed + i if seed is not None and mask[i] else None for i in range(self.envs.num_envs)]
-            options: dict[str, Any] = {"reset_mask": mask}
-            if task is not None:
-                options["task_id"] = task
-            started = time.perf_counter()
-            _, infos = self.envs.reset(seed=seeds, options=options)  # type: ignore[arg-type]
-            self.stats.env_seconds += time.perf_counter() - started
-            for i in members:
-                self.autoresetting[i] = False
-                self._begin(i, env_info(infos, i), seeds[i], record=i in recorded)
-
-    def _begin(self, i: int, info: dict[str, Any], seed: int | None, record: bool = True) -> None:
-        """Env `i` was reset: start recording its episode, if one more is wanted."""
-        self.stats.resets += 1
-        if not (record and self._wants_episode()):
-            self.playing[i] = None  # an autoreset we did not need: the env idles until the end
-            return
-        messages = [dict(m) for m in info.get("messages", [])]
-        trajectory = Trajectory(task_id=str(info.get("task_id")), seed=seed, messages=messages)
-        trajectory.tools = [dict(t) for t in info.get("tools", [])]
-        self.started.append(trajectory)
-        self.playing[i] = trajectory
-        self.conversations[i] = [dict(m) for m in messages]
-        self.started_at[i] = time.perf_counter()
-
-    def _end(self, i: int, trajectory: Trajectory) -> None:
-        trajectory.seconds = time.perf_counter() - self.started_at[i]
-        self.playing[i] = None
-        self.finished += 1
-        if self.on_trajectory is not None:
-            self.on_trajectory(trajectory)
-
-    # -- one vector step --------------------------------------------------------------------------------------
-
-    def _act(self, seed: int | None) -> list[str]:
-        """One batched generate over the envs mid-episode; everyone else sends an empty (ignored) action."""
-        active = [i for i, t in enumerate(self.playing) if t is not None]
-        actions = [""] * self.envs.num_envs
-        self.turns: dict[int, Turn] = {}
-        if not active:
-            return actions
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": seed}
-        if self.passes_task_ids:
-            kwargs["task_ids"] = [self.playing[i].task_id for i in active]  # type: ignore[union-attr]
-        tools = self.playing[active[0]].tools or None  # type: ignore[union-attr]
-        started = time.perf_counter()
-        turns = self.policy.generate([self.conversations[i] for i in active], tools, **kwargs)
-        self.stats.generate_seconds += time.perf_counter() - started
-        self.stats.turns_generated += len(turns)
-        for i, turn in zip(active, turns, strict=True):
-            self.turns[i] = turn
-            actions[i] = turn.text
-        return actions
-
-    def _step(self, actions: list[str]) -> None:
-        started = time.perf_counter()
+    def _reset(self, slot: Slot) -> _Result:
+        job = slot.job
+        start = self.plan[job]
+        options: dict[str, Any] = {}
+        if start.task_id is not None:
+            options["task_id"] = start.task_id
+        if start.prefix:
+            options["prefix"] = list(start.prefix)
+        seed = None if self.seed is None else self.seed + job
+        began = time.perf_counter()
         try:
-            observations, rewards, terminated, truncated, infos = self.envs.step(actions)
-        except Exception as exc:  # noqa: BLE001 - the vector env closed every sandbox; mark, then start over
-            self.stats.env_seconds += time.perf_counter() - started
-            return self._env_exception(exc)
-        self.stats.env_seconds += time.perf_counter() - started
-        self.stats.steps += 1
-        for i in range(self.envs.num_envs):
-            info = env_info(infos, i)
-            if self.autoresetting[i]:  # NEXT_STEP: this step was env i's reset
-                self.autoresetting[i] = False
-                self._begin(i, info, None)
-                continue
-            trajectory = self.playing[i]
-            if trajectory is None:
-                self.autoresetting[i] = bool(terminated[i] or truncated[i])
-                continue
-            chunk = make_chunk(len(trajectory.chunks), self.turns[i], observations[i], float(rewards[i]), info)
-            trajectory.chunks.append(chunk)
-            trajectory.reward += chunk.reward
-            self.conversations[i] += [
-                {"role": "assistant", "content": chunk.text},
-                {"role": self.observation_role, "content": chunk.observation},
-            ]
-            if terminated[i] or truncated[i]:
-                finish(trajectory, bool(terminated[i]), bool(truncated[i]), info)
-                self._end(i, trajectory)
-                self.autoresetting[i] = True
-        if self.queue is not None:  # queued tasks: reset explicitly, with the next task id, instead
-            ended = [i for i in range(self.envs.num_envs) if self.autoresetting[i]]
-            if ended and self._wants_episode():
-                self._reset(ended, None)
+            _, info = slot.env.reset(seed=seed, options=options or None)
+            return _Result("reset", info, seconds=time.perf_counter() - began, extra={"seed": seed})
+        except Exception as exc:  # noqa: BLE001 - an env that cannot start this episode spoils it, nothing more
+            return _Result("reset", error=exc, seconds=time.perf_counter() - began, extra={"seed": seed})
 
-    def _env_exception(self, exc: Exception) -> None:
-        """The vector env raised (and closed every sandbox): the episodes in flight are env errors."""
+    def _step(self, slot: Slot, action: str) -> _Result:
+        began = time.perf_counter()
+        try:
+            return _Result("step", slot.env.step(action), seconds=time.perf_counter() - began)
+        except Exception as exc:  # noqa: BLE001 - marked an env error by the main thread
+            return _Result("step", error=exc, seconds=time.perf_counter() - began)
+
+    # -- on the collector's thread --------------------------------------------------------------------------------
+
+    def _settle(self, slot: Slot, result: _Result) -> None:
+        """Take a finished reset or step into the slot's harness; finish the episode when it ended."""
+        self.stats.env_seconds += result.seconds
+        if result.error is not None:
+            return self._env_exception(slot, result.error)
+        if result.kind == "reset":
+            self.stats.resets += 1
+            reset = ResetInfo.from_info(result.value)
+            slot.harness = EpisodeHarness(
+                reset, self.harness, self.tokenizer, result.extra["seed"], self.max_turns, self.end_ids
+            )
+            slot.started = time.perf_counter()
+            if slot.harness.done:  # the replayed prefix ended it
+                self._finish(slot)
+            return None
+        assert slot.harness is not None
+        observation, reward, terminated, truncated, info = result.value
+        if slot.harness.observe(observation, float(reward), bool(terminated), bool(truncated), info):
+            self._finish(slot)
+        return None
+
+    def _act(self, ready: list[Slot], pool: cf.ThreadPoolExecutor, in_flight: dict) -> None:
+        """One policy call over the envs that are ready, then their steps."""
+        asking = []
+        for slot in ready:
+            slot.request = slot.harness.request()  # type: ignore[union-attr]
+            if slot.request is None:  # the harness ended the episode (context)
+                self._finish(slot)
+            else:
+                asking.append(slot)
+        if not asking:
+            return
+        began = time.perf_counter()
+        actions = self._generate(asking)
+        self.stats.generate_seconds += time.perf_counter() - began
+        self.stats.generate_calls += 1
+        self.stats.turns += len(asking)
+        for slot, action in zip(asking, actions, strict=True):
+            in_flight[pool.submit(self._step, slot, action)] = slot
+
+    def _generate(self, slots: list[Slot]) -> list[str]:
+        requests = [s.request for s in slots]
+        seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
+        self.calls += 1
+        max_new = self.harness.max_new_tokens
+        if self.samples_tokens:
+            prompts = [r.ids for r in requests]  # type: ignore[union-attr]
+            completions: list[Completion] = self.policy.sample(
+                prompts, max_new_tokens=max_new, temperature=self.sampling.temperature, seed=seed
+            )
+            return [s.harness.take(c) for s, c in zip(slots, completions, strict=True)]  # type: ignore[union-attr]
+        harnesses = [s.harness for s in slots]
+        turns = self.policy.generate(
+            [r.messages for r in requests],  # type: ignore[union-attr]
+            harnesses[0].trajectory.tools or None,  # type: ignore[union-attr]
+            max_new_tokens=max_new,
+            temperature=self.sampling.temperature,
+            seed=seed,
+            task_ids=[h.trajectory.task_id for h in harnesses],  # type: ignore[union-attr]
+            turn_indices=[len(h.trajectory.chunks) for h in harnesses],  # type: ignore[union-attr]
+        )
+        return [h.take(t.text) for h, t in zip(harnesses, turns, strict=True)]  # type: ignore[union-attr]
+
+    # -- endings --------------------------------------------------------------------------------------------------
+
+    def _env_exception(self, slot: Slot, error: BaseException) -> None:
         self.stats.env_exceptions += 1
         if self.stats.env_exceptions > self.max_env_exceptions:
-            raise exc
-        for i, trajectory in enumerate(self.playing):
-            if trajectory is not None:
-                trajectory.truncated, trajectory.ending = True, ENV_EXCEPTION
-                trajectory.env_error, trajectory.error = True, f"{type(exc).__name__}: {exc}"
-                self._end(i, trajectory)
-        if self.finished < self.episodes:
-            self._reset(list(range(self.envs.num_envs)), None, everyone=True)
+            raise error
+        message = f"{type(error).__name__}: {error}"
+        if slot.harness is None:  # the reset failed: a trajectory with nothing in it
+            start = self.plan[slot.job]
+            slot.harness = EpisodeHarness(ResetInfo(start.task_id or ""), self.harness)
+        slot.harness.abort(Ending.ENV_EXCEPTION, message)
+        self._finish(slot)
 
-    def _guard_context(self) -> None:
-        """End the episodes whose next prompt would exceed the budget, and give their envs a new episode."""
-        if self.max_prompt_tokens is None:
-            return
-        over = []
-        for i, trajectory in enumerate(self.playing):
-            if trajectory is not None and self._prompt_length(i) > self.max_prompt_tokens:
-                trajectory.truncated, trajectory.ending = True, CONTEXT_LIMIT
-                self._end(i, trajectory)
-                over.append(i)
-        if over and self._wants_episode():
-            self._reset(over, None)
-
-    def _prompt_length(self, i: int) -> int:
-        tokenizer = getattr(self.policy, "tokenizer", None)
-        tools = self.playing[i].tools or None  # type: ignore[union-attr]
-        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-            return len(prompt_ids(tokenizer, self.conversations[i], tools))
-        return sum(len(str(m.get("content") or "")) for m in self.conversations[i]) // 4
-
-
-def make_chunk(index: int, turn: Turn, observation: str, reward: float, info: Mapping[str, Any]) -> ChunkRecord:
-    """The record of one model turn and the env's answer to it."""
-    results = [
-        {
-            "tool": r.get("tool"),
-            "exit_code": r.get("exit_code"),
-            "error": r.get("error"),
-            "timed_out": r.get("timed_out"),
-            "chars": len(r.get("output") or ""),
-        }
-        for r in info.get("tool_results") or []
-    ]
-    return ChunkRecord(
-        index=index,
-        text=turn.text,
-        prompt_ids=list(turn.prompt_ids),
-        completion_ids=list(turn.completion_ids),
-        logprobs=list(turn.logprobs),
-        finish_reason=turn.finish_reason,
-        observation=observation,
-        tool_calls=list(info.get("tool_calls") or []),
-        tool_results=results,
-        reward=reward,
-        format_error=info.get("format_error"),
-        safety=list(info.get("safety") or []),
-        step_seconds=float(info.get("step_seconds") or 0.0),
-    )
-
-
-def finish(trajectory: Trajectory, terminated: bool, truncated: bool, info: Mapping[str, Any]) -> None:
-    """Copy the ending step's outcome onto the trajectory; env and verifier errors mark it unscored."""
-    trajectory.terminated, trajectory.truncated = terminated, truncated
-    trajectory.ending = info.get("ending")
-    trajectory.verification = info.get("verification")
-    error = info.get("error") or info.get("verifier_error")
-    if error:
-        trajectory.env_error, trajectory.error = True, str(error)
-
-
-def env_info(infos: Mapping[str, Any], i: int) -> dict[str, Any]:
-    """Env `i`'s own info out of a vector env's batched infos (gymnasium's `_key` masks, nested dicts)."""
-    out: dict[str, Any] = {}
-    for key, value in infos.items():
-        if key.startswith("_"):
-            continue
-        mask = infos.get(f"_{key}")
-        if mask is not None and not mask[i]:
-            continue
-        out[key] = env_info(value, i) if isinstance(value, Mapping) else python_value(value[i])
-    return out
-
-
-def python_value(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
-    """Whether `function` takes keyword `name` by name (a `**kwargs` catch-all does not count: it may ignore it)."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters
+    def _finish(self, slot: Slot) -> None:
+        """The slot's episode ended: keep it, or play its start again when the env spoiled it."""
+        assert slot.harness is not None
+        trajectory, job = slot.harness.trajectory, slot.job
+        trajectory.seconds = time.perf_counter() - slot.started if slot.started else 0.0
+        slot.harness, slot.request, slot.job, slot.started = None, None, -1, 0.0
+        if trajectory.outcome is None:  # defensive: every ending sets it
+            trajectory.outcome = decide_outcome(trajectory.ending, False, trajectory.verifier_error)
+        if trajectory.outcome == Outcome.ENV_ERROR:
+            self.stats.env_errors += 1
+            if self.attempts[job] < self.resample:
+                self.attempts[job] += 1
+                self.stats.resampled += 1
+                self.queue.appendleft(job)
+                return
+        self.results[job] = trajectory
+        if self.on_trajectory is not None:
+            self.on_trajectory(trajectory)

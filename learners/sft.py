@@ -27,7 +27,8 @@ from gymnasium.envs.registration import load_env_creator
 
 from learners.base import Learner, LearnerConfig, trainable_path
 from learners.policies.base import Conversation, Tools, require
-from learners.rollout import ChunkRecord, Trajectory, collect
+from learners.rollout import collect
+from rock_gym.envs.record import Trajectory
 
 torch = require("torch", "hf")
 
@@ -37,23 +38,15 @@ IGNORE = -100
 
 @dataclass
 class SFTConfig(LearnerConfig):
-    """Behaviour cloning (fields of `LearnerConfig`: env_id, backend, seed)."""
+    """Behaviour cloning (fields of `LearnerConfig`: env, seed)."""
 
     policy: str = ""
     """The policy to train: `hf:PATH` (or a bare PATH) of a model directory in `save_pretrained` layout."""
-    tasks: Any = None
-    """Tasks the expert plays: anything `rock_gym.tasks.load` takes; None: the env's own."""
     trajectories: str | None = None
-    """A JSONL file of trajectories to clone instead of playing the expert: lines written by
-    `rock_gym.envs.record.RecordTrajectory`, or `Trajectory.to_dict()` lines."""
+    """A JSONL file of trajectories to clone instead of playing the expert: any version of the trajectory record
+    (`rock_gym.envs.record.load_trajectories`)."""
     expert_episodes: int = 8
     """Episodes the expert plays to make the data set, when ``trajectories`` is None."""
-    num_envs: int = 2
-    """Envs the expert plays in side by side."""
-    max_turns: int = 30
-    """The env's turn limit while the expert plays."""
-    tool_format: str = "hermes"
-    """How tool calls are written in the assistant turns (the env's format)."""
     only_resolved: bool = True
     """Clone only episodes the verifier resolved (env-error episodes are always dropped)."""
     learning_rate: float = 1e-4
@@ -110,44 +103,46 @@ class SFTLearner(Learner):
     # -- data -------------------------------------------------------------------------------------------------
 
     def add_trajectories(self, trajectories: Iterable[Trajectory]) -> int:
-        """Tokenize and keep these trajectories (filtered by `only_resolved`, env errors dropped); how many kept."""
+        """Keep these trajectories as examples (filtered by `only_resolved`, env errors dropped); how many kept.
+
+        A trajectory recorded with this model's tokenizer is read as its token segments (labels on the turns' ids,
+        as recorded: nothing is re-rendered); one recorded without ids is rendered by the chat template.
+        """
         kept = 0
         for trajectory in trajectories:
             if trajectory.env_error or not trajectory.chunks:
                 continue
             if self.config.only_resolved and not trajectory.resolved:
                 continue
-            example = tokenize(self.tokenizer, trajectory.conversation(), trajectory.tools, self.config.max_length)
-            if example.tokens:
-                self.examples.append(example)
-                kept += 1
+            for example in self.examples_of(trajectory):
+                if example.tokens:
+                    self.examples.append(example)
+                    kept += 1
         return kept
+
+    def examples_of(self, trajectory: Trajectory) -> list[Example]:
+        if trajectory.segments:
+            return [segment_example(trajectory, s, self.config.max_length) for s in range(len(trajectory.segments))]
+        return [tokenize(self.tokenizer, trajectory.conversation(), trajectory.tools, self.config.max_length)]
 
     def load_data(self) -> None:
         """Fill the data set from ``trajectories`` or by letting the expert play (once, on the first update)."""
         if self.config.trajectories:
-            self.add_trajectories(read_trajectories(self.config.trajectories, self.config.env_id))
+            self.add_trajectories(read_trajectories(self.config.trajectories, self.config.env.env_id))
         else:
             from learners.policies.expert import ExpertPolicy
 
+            env = self.config.env
             played = collect(
-                self.config.env_id,
-                ExpertPolicy(self.config.tool_format),
+                env.replace(num_envs=max(env.num_envs, 2)),
+                ExpertPolicy(env.tool_format),
                 self.config.expert_episodes,
-                num_envs=self.config.num_envs,
                 seed=self.config.seed,
-                env_kwargs=self._env_kwargs(),
+                tokenizer=self.tokenizer,
             )
             self.add_trajectories(played)
         if not self.examples:
             raise ValueError("no trajectory to clone: none resolved (set only_resolved=False) or the file is empty")
-
-    def _env_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"backend": self.config.backend, "max_turns": self.config.max_turns}
-        kwargs["tool_format"] = self.config.tool_format
-        if self.config.tasks is not None:
-            kwargs["tasks"] = self.config.tasks
-        return kwargs
 
     # -- training ---------------------------------------------------------------------------------------------
 
@@ -266,52 +261,34 @@ def clip_gradients(model: Any, max_norm: float) -> float:
 # -- reading recorded trajectories ----------------------------------------------------------------------------
 
 
-def read_trajectories(path: str | Path, env_id: str = "rock/Terminal-v0") -> list[Trajectory]:
-    """Trajectories from a JSONL file: `Trajectory.to_dict()` lines, or `RecordTrajectory` lines.
+def segment_example(trajectory: Trajectory, s: int, max_length: int) -> Example:
+    """A token segment as one example: labels on the turns' own ids (sampled or replayed), -100 elsewhere."""
+    packed = trajectory.segment_tokens(s)
+    labels = [token if owner >= 0 else IGNORE for token, owner in zip(packed.ids, packed.owner, strict=True)]
+    return Example(packed.ids[:max_length], labels[:max_length])
 
-    A recorded line keeps the task's prompt but not the system prompt nor the tools: those are the env's
+
+def read_trajectories(path: str | Path, env_id: str = "rock/Terminal-v0") -> list[Trajectory]:
+    """Trajectories from a JSONL file of any record version.
+
+    A version-1 line keeps the task's prompt but not the system prompt nor the tools: those are the env's
     (``env_id``'s) own, as every rock_gym env's reset gives them.
     """
     from rock_gym.envs.record import load_trajectories
 
-    rows = load_trajectories(path)
-    return [Trajectory.from_dict(row) if "chunks" in row else from_record(row, env_id) for row in rows]
+    trajectories = load_trajectories(path)
+    for trajectory in trajectories:
+        if not trajectory.tools:
+            fill_env_defaults(trajectory, env_id)
+    return trajectories
 
 
-def from_record(row: Mapping[str, Any], env_id: str) -> Trajectory:
-    """A `Trajectory` (no token ids) from one `RecordTrajectory` line."""
+def fill_env_defaults(trajectory: Trajectory, env_id: str) -> None:
+    """The env's system prompt and tool schemas, for a record that did not keep them."""
     from rock_gym.envs.core import TOOL_NAMES
     from rock_gym.tools import tool_schemas
 
     env_class: Any = load_env_creator(gym.spec(env_id).entry_point)  # type: ignore[arg-type]
-    messages = [
-        {"role": "system", "content": env_class.system_prompt},
-        {"role": "user", "content": row.get("observation", "")},
-    ]
-    chunks = [
-        ChunkRecord(
-            index=index,
-            text=turn["action"],
-            observation=turn.get("observation", ""),
-            tool_calls=turn.get("tool_calls", []),
-            reward=float(turn.get("reward", 0.0)),
-            format_error=turn.get("format_error"),
-            safety=turn.get("safety", []),
-        )
-        for index, turn in enumerate(row.get("turns", []))
-    ]
-    error = row.get("error") or row.get("verifier_error")
-    return Trajectory(
-        task_id=str(row.get("task_id")),
-        seed=row.get("seed"),
-        messages=messages,
-        tools=tool_schemas(TOOL_NAMES),
-        chunks=chunks,
-        reward=float(row.get("return", 0.0)),
-        terminated=bool(row.get("terminated")),
-        truncated=bool(row.get("truncated")),
-        ending=row.get("ending"),
-        verification=row.get("verification"),
-        env_error=bool(error) or bool(row.get("unfinished")),
-        error=str(error) if error else ("unfinished" if row.get("unfinished") else None),
-    )
+    if not any(m.get("role") == "system" for m in trajectory.messages):
+        trajectory.messages.insert(0, {"role": "system", "content": env_class.system_prompt})
+    trajectory.tools = tool_schemas(TOOL_NAMES)

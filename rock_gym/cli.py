@@ -147,6 +147,8 @@ def plugins_command() -> None:
 @click.option("--max-new-tokens", default=512, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=1.0, show_default=True, type=float)
 @click.option("--tool-format", default="hermes", show_default=True, help="hermes, qwen3_coder or openai.")
+@click.option("--max-context-tokens", default=None, type=click.IntRange(min=1), help="Token budget per request.")
+@click.option("--context", default="keep", show_default=True, help="Context policy: keep, elide, drop, summary, ...")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the report here.")
 def eval_command(
     env_id: str,
@@ -161,29 +163,34 @@ def eval_command(
     max_new_tokens: int,
     temperature: float,
     tool_format: str,
+    max_context_tokens: int | None,
+    context: str,
     json_path: str | None,
 ) -> None:
     """Evaluate a policy: success rate with a 95% interval, a per-task table, and a JSON report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from learners.config import EnvConfig
     from learners.evaluate import evaluate, report_tables
+    from rock_gym.agent.harness import HarnessConfig
+
+    env = EnvConfig(env_id, tasks, backend, num_envs=num_envs, tool_format=tool_format)
+    if max_turns is not None:
+        env.max_turns = max_turns
+    observation_role = "user" if policy.startswith("openai:") else "tool"
+    harness = HarnessConfig(max_context_tokens, context, max_new_tokens, observation_role)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         progress = bar.add_task(f"{env_id} · {policy}", total=episodes)
         report = _fail_clearly(
             lambda: evaluate(
-                env_id,
+                env,
                 policy,
                 episodes,
-                num_envs,
-                tasks=tasks,
-                backend=backend,
                 seed=seed,
                 model=model,
-                tool_format=tool_format,
-                max_new_tokens=max_new_tokens,
                 temperature=temperature,
-                max_turns=max_turns,
+                harness=harness,
                 on_trajectory=lambda _: bar.advance(progress),
             )
         )

@@ -17,9 +17,10 @@ FLOORS = {
     "rock_gym.plugins": 2,
     "rock_gym.hookspecs": 2,
     "rock_gym.envs": 3,
-    "learners": 4,
-    "rock_gym.cli": 5,
-    "rock_gym": 5,  # the package root registers the envs
+    "rock_gym.agent": 4,
+    "learners": 5,
+    "rock_gym.cli": 6,
+    "rock_gym": 6,  # the package root registers the envs
 }
 
 

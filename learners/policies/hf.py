@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from learners.policies.base import Conversation, Tools, Turn, prompt_ids, require
+from rock_gym.agent.harness import Completion
 
 torch = require("torch", "hf")
 transformers = require("transformers", "hf")
@@ -39,6 +40,8 @@ class HFPolicy:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         dtype: the weights' dtype (``torch.bfloat16``, ``"bfloat16"``); None keeps the checkpoint's.
         top_p, top_k: sampling filters; off by default so that µ is ``softmax(logits / temperature)``.
+        tool_format: the tool-call format the model writes, when it is known (a run refuses an env of another
+            format before it starts); None: any.
 
     The model's own generation defaults (temperature, repetition penalty, ...) are ignored: sampling is set by the
     arguments here and in :meth:`generate` only, so that µ has the meaning documented in this module.
@@ -49,7 +52,13 @@ class HFPolicy:
     """
 
     def __init__(
-        self, path: str | Path, device: str = "cpu", dtype: Any = None, top_p: float = 1.0, top_k: int = 0
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        dtype: Any = None,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        tool_format: str | None = None,
     ) -> None:
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -62,6 +71,7 @@ class HFPolicy:
         self.device = device
         self.top_p, self.top_k = top_p, top_k
         self.eos_ids = _eos_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        self.tool_format = tool_format
 
     def generate(
         self,
@@ -73,22 +83,39 @@ class HFPolicy:
         seed: int | None = None,
         **kwargs: Any,
     ) -> list[Turn]:
-        """Sample one assistant turn per conversation, as one left-padded batch.
+        """Sample one assistant turn per conversation (rendered with the chat template), as one left-padded batch.
 
-        The same ``seed`` and batch give the same turns; a row's sample depends on the batch it is drawn in.
+        The text API over `sample`; the rollout harness calls `sample` with its own token-exact requests.
         Extra keyword arguments (a rollout's ``task_ids=``) are accepted and ignored.
         """
         prompts = [prompt_ids(self.tokenizer, conversation, tools) for conversation in conversations]
+        samples = self.sample(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        return [self._turn(prompt, s) for prompt, s in zip(prompts, samples, strict=True)]
+
+    def sample(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int = 512,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Completion]:
+        """Token ids in, token ids out: one completion per prompt, as one left-padded batch.
+
+        Each completion is cut after its first end token (kept: it was sampled); ``finish_reason`` is ``"stop"``
+        then, else ``"length"``. The same ``seed`` and batch give the same completions; a row's sample depends on
+        the batch it is drawn in (greedy decoding, ``temperature <= 0``, does not).
+        """
         if not prompts:
             return []
-        batch = self._left_pad(prompts)
+        batch = self._left_pad([list(p) for p in prompts])
         config = self._generation_config(max_new_tokens, temperature)
         with _eval_mode(self.model), torch.no_grad(), _seeded(seed, self.device):
             out = self.model.generate(**batch, generation_config=config)
         new = out.sequences[:, batch["input_ids"].shape[1] :]
         scores = torch.stack(out.scores, dim=1).float()  # (batch, steps, vocab): what was sampled from
         chosen = scores.log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        return [self._turn(prompt, new[i].tolist(), chosen[i].tolist()) for i, prompt in enumerate(prompts)]
+        return [self._completion(new[i].tolist(), chosen[i].tolist()) for i in range(len(prompts))]
 
     def logprobs(self, prompt: Sequence[int], completion: Sequence[int], temperature: float = 1.0) -> list[float]:
         """log π(token) of each completion token given the prompt and the tokens before it, by one forward pass.
@@ -130,13 +157,16 @@ class HFPolicy:
             return_dict_in_generate=True,
         )
 
-    def _turn(self, prompt: list[int], new: list[int], logprobs: list[float]) -> Turn:
-        """Cut a generated row after its first end-of-turn token (the rest is padding)."""
+    def _completion(self, new: list[int], logprobs: list[float]) -> Completion:
+        """Cut a generated row after its first end token (the rest is padding)."""
         end = next((i + 1 for i, token in enumerate(new) if token in self.eos_ids), None)
-        stopped = end is not None
         ids = new[:end]
-        text = self.tokenizer.decode(ids[:-1] if stopped else ids, skip_special_tokens=True)
-        return Turn(text, list(prompt), ids, logprobs[: len(ids)], "stop" if stopped else "length")
+        return Completion(ids, logprobs[: len(ids)], "stop" if end is not None else "length")
+
+    def _turn(self, prompt: list[int], completion: Completion) -> Turn:
+        stopped = completion.finish_reason == "stop"
+        text = self.tokenizer.decode(completion.ids[:-1] if stopped else completion.ids, skip_special_tokens=True)
+        return Turn(text, list(prompt), completion.ids, completion.logprobs, completion.finish_reason)
 
 
 def completion_logprobs(

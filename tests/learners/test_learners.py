@@ -8,8 +8,10 @@ import math
 import pytest
 
 import learners
-from learners.policies import ExpertPolicy, HFPolicy, Turn, prompt_ids
+from learners.config import EnvConfig
+from learners.policies import ExpertPolicy, HFPolicy, Turn
 from learners.rollout import collect
+from rock_gym.envs.record import ResetInfo
 
 pytestmark = pytest.mark.container
 
@@ -41,7 +43,7 @@ def test_sft_reads_recorded_trajectories(docker: str, tiny_model, short_tasks, t
     from rock_gym.envs.record import RecordTrajectory
 
     collected = tmp_path / "collected.jsonl"
-    played = collect("rock/Terminal-v0", ExpertPolicy(), 1, env_kwargs={"tasks": short_tasks, "backend": docker})
+    played = collect(EnvConfig("rock/Terminal-v0", tasks=short_tasks, backend=docker), ExpertPolicy(), 1)
     collected.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in played))
     recorded = tmp_path / "recorded.jsonl"
     env = RecordTrajectory(gym.make("rock/Terminal-v0", tasks=short_tasks, backend=docker), recorded)
@@ -49,7 +51,7 @@ def test_sft_reads_recorded_trajectories(docker: str, tiny_model, short_tasks, t
         _, info = env.reset(seed=0)
         expert, conversation, done = ExpertPolicy(), [], False
         while not done:
-            (turn,) = expert.generate([conversation], task_ids=[info["task_id"]])
+            (turn,) = expert.generate([conversation], task_ids=[ResetInfo.from_info(info).task_id])
             conversation.append({"role": "assistant", "content": turn.text})
             _, _, terminated, truncated, _ = env.step(turn.text)
             done = terminated or truncated
@@ -59,28 +61,41 @@ def test_sft_reads_recorded_trajectories(docker: str, tiny_model, short_tasks, t
         learner = learners.make("sft", policy=str(tiny_model), trajectories=str(path), batch_size=1)
         (metrics,) = learner.train(1)
         assert metrics["tokens"] > 20 and len(learner.examples) == 1, path.name
+    # An expert played with the model's tokenizer is read as recorded ids, not re-rendered.
+    tokenized = collect(
+        EnvConfig("rock/Terminal-v0", tasks=short_tasks, backend=docker), ExpertPolicy(), 1, tokenizer=learner.tokenizer
+    )
+    (example,) = learner.examples_of(tokenized[0])
+    assert example.input_ids == tokenized[0].segment_tokens(0).ids
+    labelled = [i for i, label in zip(example.input_ids, example.labels, strict=True) if label != -100]
+    assert labelled == [i for c in tokenized[0].chunks for i in c.completion_ids]
 
 
 class HalfExpert:
-    """Teacher-forces the expert's turns through the model (its ids and µ) in every other episode; samples the rest.
+    """Plays the expert's turns in every other episode and the model's own samples in the rest (a text policy: the
+    collector tokenizes its turns with the learner's tokenizer). The tiny random model never solves a task, so
+    on-policy rewards would all be 0 and every advantage 0.
 
-    The tiny random model never solves a task, so on-policy rewards would all be 0 and every advantage 0.
-    """
+    An episode is the expert's when its first turn was given to the expert, which its later requests show: their
+    last assistant message is the expert's previous turn (the model's samples never are)."""
 
     def __init__(self, policy: HFPolicy) -> None:
-        self.policy, self.expert, self.modes = policy, ExpertPolicy(), {}  # type: ignore[var-annotated]
+        self.policy, self.expert, self.episodes = policy, ExpertPolicy(), 0
 
-    def generate(self, conversations, tools=None, *, task_ids, **kwargs):  # type: ignore[no-untyped-def]
+    def generate(self, conversations, tools=None, *, task_ids, turn_indices, **kwargs):  # type: ignore[no-untyped-def]
         sampled = self.policy.generate(conversations, tools, **kwargs)
-        taught = self.expert.generate(conversations, tools, task_ids=task_ids)
+        taught = self.expert.generate(conversations, tools, task_ids=task_ids, turn_indices=turn_indices)
         turns = []
-        for conversation, own, expert in zip(conversations, sampled, taught, strict=True):
-            if self.modes.setdefault(id(conversation), len(self.modes) % 2 == 0):
-                tokenizer = self.policy.tokenizer
-                prompt = prompt_ids(tokenizer, conversation, tools)
-                completion = tokenizer(expert.text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-                own = Turn(expert.text, prompt, completion, self.policy.logprobs(prompt, completion))
-            turns.append(own)
+        for conversation, task_id, turn, own, expert in zip(
+            conversations, task_ids, turn_indices, sampled, taught, strict=True
+        ):
+            if turn == 0:
+                self.episodes += 1
+                expert_mode = self.episodes % 2 == 1
+            else:
+                last = [m["content"] for m in conversation if m["role"] == "assistant"][-1]
+                expert_mode = last == self.expert.turn_text(task_id, turn - 1)
+            turns.append(Turn(expert.text) if expert_mode else Turn(own.text))
         return turns
 
 

@@ -1,102 +1,138 @@
-"""The collector on real vector envs: the expert resolves tasks, the tiny model's turns keep ids and µ, env errors
-are marked and not scored."""
+"""The collector on real envs: the expert resolves tasks, token policies' records are exact, prefix starts replay
+the expert, env errors are resampled and never scored, the async collector plays what the barrier one plays."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import pytest
 
 import rock_gym  # noqa: F401 - registers the rock/* ids
+from learners.config import EnvConfig
 from learners.policies import ExpertPolicy, HFPolicy
-from learners.rollout import CONTEXT_LIMIT, RolloutStats, collect
+from learners.rollout import RolloutStats, StartState, collect
+from rock_gym.agent.harness import HarnessConfig
+from rock_gym.agent.tokens import ChatTemplate
+from rock_gym.envs.record import Outcome
 
 pytestmark = pytest.mark.container
 
 
-def test_expert_resolves_builtin_tasks_with_chunk_boundaries(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
-    stats = RolloutStats()
-    seen = []
+def terminal(tasks, backend: str = "docker", **fields) -> EnvConfig:  # type: ignore[no-untyped-def]
+    return EnvConfig("rock/Terminal-v0", tasks=tasks, backend=backend, **fields)
+
+
+def test_expert_resolves_tasks_with_chunk_boundaries(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
+    stats, seen = RolloutStats(), []
     trajectories = collect(
-        "rock/Terminal-v0",
-        ExpertPolicy(),
-        episodes=3,
-        num_envs=2,
-        seed=0,
-        env_kwargs={"tasks": short_tasks, "backend": docker},
-        stats=stats,
-        on_trajectory=seen.append,
+        terminal(short_tasks, num_envs=2), ExpertPolicy(), 3, seed=0, stats=stats, on_trajectory=seen.append
     )
     assert len(trajectories) == 3 and len(seen) == 3
     for trajectory in trajectories:
-        assert trajectory.resolved and trajectory.reward == 1.0 and trajectory.terminated
-        assert not trajectory.env_error and trajectory.ending == "submitted"
+        assert trajectory.outcome == Outcome.SUCCESS and trajectory.reward == 1.0 and trajectory.terminated
+        assert trajectory.ending == "submitted" and trajectory.tool_format == "hermes"
         assert [chunk.index for chunk in trajectory.chunks] == [0, 1, 2]
         assert [chunk.reward for chunk in trajectory.chunks] == [0.0, 0.0, 1.0]
-        assert trajectory.chunks[0].tool_calls[0]["name"] == "bash" and trajectory.chunks[-1].tool_calls == [
-            {"name": "submit", "arguments": {}}
-        ]
+        assert trajectory.chunks[0].step.tool_calls[0].name == "bash"
+        assert trajectory.chunks[-1].step.tool_calls[0].name == "submit"
         assert "exit 0" in trajectory.chunks[0].observation
         assert [m["role"] for m in trajectory.conversation()][:4] == ["system", "user", "assistant", "tool"]
-    assert [t.seed for t in trajectories[:2]] == [0, 1]  # the first resets are seeded, the autoreset is not
-    assert stats.steps >= 3 and stats.turns_generated == 9
+        assert trajectory.segments == []  # a text policy, no tokenizer: no ids
+    assert [t.seed for t in trajectories] == [0, 1, 2]  # episode j is reset with seed + j, whichever env plays it
+    assert stats.turns == 9 and stats.generate_calls >= 3 and stats.resets == 3
 
 
-def test_queued_task_ids_play_groups_of_the_same_task(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
+def test_task_ids_play_groups_of_the_same_task(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
     wanted = [short_tasks[0].task_id] * 2 + [short_tasks[1].task_id]
-    trajectories = collect(
-        "rock/Terminal-v0", ExpertPolicy(), 0, num_envs=2, task_ids=wanted, env_kwargs={"tasks": short_tasks}
-    )
-    assert sorted(t.task_id for t in trajectories) == sorted(wanted)
+    trajectories = collect(terminal(short_tasks, num_envs=2), ExpertPolicy(), task_ids=wanted)
+    assert [t.task_id for t in trajectories] == wanted
     assert all(t.resolved for t in trajectories)
 
 
-def test_tiny_model_turns_carry_ids_and_logprobs(docker: str, tiny_model, short_tasks) -> None:  # type: ignore[no-untyped-def]
+def test_the_tiny_policy_through_real_episodes_gives_exact_token_records(backend: str, tiny_model, short_tasks) -> None:  # type: ignore[no-untyped-def]
     policy = HFPolicy(tiny_model)
-    env_kwargs = {"tasks": short_tasks, "backend": docker, "max_turns": 2}
-    trajectories = collect("rock/Terminal-v0", policy, 2, num_envs=2, max_new_tokens=8, env_kwargs=env_kwargs)
-    assert len(trajectories) == 2
+    given: list[list[int]] = []
+    sample = policy.sample
+
+    def recording(prompts, **kwargs):  # type: ignore[no-untyped-def]
+        given.extend(list(p) for p in prompts)
+        return sample(prompts, **kwargs)
+
+    policy.sample = recording  # type: ignore[method-assign]
+    trajectories = collect(
+        terminal(short_tasks, backend, num_envs=2, max_turns=3), policy, 2, harness=HarnessConfig(max_new_tokens=8)
+    )
+    template = ChatTemplate(policy.tokenizer, trajectories[0].tools)
+    requests = []
     for trajectory in trajectories:
-        assert trajectory.truncated and trajectory.ending == "turn_limit" and not trajectory.env_error
-        assert len(trajectory.chunks) == 2 and trajectory.reward == 0.0
+        assert trajectory.truncated and trajectory.ending == "turn_limit" and trajectory.outcome == Outcome.FAILURE
+        assert len(trajectory.chunks) == 3 and len(trajectory.segments) >= 1
         for chunk in trajectory.chunks:
-            assert chunk.prompt_ids and 0 < len(chunk.completion_ids) == len(chunk.logprobs) <= 8
-            assert all(logprob <= 0.0 for logprob in chunk.logprobs)
-        first, second = trajectory.chunks
-        # the second prompt is the first prompt, the first turn and its observation
-        assert second.prompt_ids[: len(first.prompt_ids)] == first.prompt_ids
-        assert len(second.prompt_ids) > len(first.prompt_ids) + len(first.completion_ids)
-    # a context budget below the first prompt ends every episode at once, marked, scored, unverified
-    cut = collect("rock/Terminal-v0", policy, 2, num_envs=2, max_prompt_tokens=50, env_kwargs=env_kwargs)
-    assert [(t.ending, t.truncated, t.env_error, len(t.chunks)) for t in cut] == [(CONTEXT_LIMIT, True, False, 0)] * 2
+            request = trajectory.request_ids(chunk.index)
+            requests.append(request)
+            assert 0 < len(chunk.completion_ids) == len(chunk.logprobs) <= 8
+            assert chunk.action == template.content(chunk.completion_ids, frozenset(policy.eos_ids))
+        first, second = trajectory.chunks[:2]
+        if second.segment == first.segment:  # append-only: the second request extends the first
+            assert trajectory.request_ids(1) == trajectory.request_ids(0) + first.completion_ids + first.observation_ids
+            assert template.decode(first.observation_ids).count(first.observation[:20]) == 1
+    assert sorted(map(tuple, requests)) == sorted(map(tuple, given))  # the learner reads what the policy was given
+    assert trajectories[0].stats.context_tokens == [len(trajectories[0].request_ids(k)) for k in range(3)]
 
 
-class KillsAContainer:
-    """The expert, except that before its second turn it removes env 0's container from outside."""
-
-    def __init__(self, envs: gym.vector.VectorEnv, backend: str) -> None:
-        self.expert, self.envs, self.backend, self.calls = ExpertPolicy(), envs, backend, 0
-
-    def generate(self, conversations, tools=None, *, task_ids, **kwargs):  # type: ignore[no-untyped-def]
-        from rock_gym.sandbox import SandboxConfig
-        from rock_gym.sandbox.engines import Engine
-
-        self.calls += 1
-        if self.calls == 2:
-            container = self.envs.envs[0].episode.sandbox.container_id  # type: ignore[attr-defined]
-            Engine.connect(SandboxConfig(backend=self.backend)).remove(container)  # type: ignore[arg-type]
-        return self.expert.generate(conversations, tools, task_ids=task_ids)
+def test_a_budget_below_the_first_request_ends_the_episode_as_a_context_failure(
+    docker: str, tiny_model, short_tasks
+) -> None:  # type: ignore[no-untyped-def]
+    harness = HarnessConfig(max_context_tokens=50, max_new_tokens=8)
+    cut = collect(terminal(short_tasks, num_envs=2), HFPolicy(tiny_model), 2, harness=harness)
+    assert [(t.ending, t.truncated, t.outcome, len(t.chunks)) for t in cut] == [("context", True, "failure", 0)] * 2
 
 
-def test_a_lost_sandbox_is_marked_an_env_error_not_scored(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
-    envs = gym.make_vec("rock/Terminal-v0", num_envs=2, tasks=short_tasks, backend=docker)
-    try:
-        trajectories = collect(envs, KillsAContainer(envs, docker), 2, seed=0)
-        assert envs.envs[0].episode is not None  # collect leaves a given env open
-    finally:
-        envs.close()
-    spoiled = [t for t in trajectories if t.env_error]
-    assert len(spoiled) == 1, [(t.ending, t.error) for t in trajectories]
-    assert spoiled[0].error and "lost" in spoiled[0].error and not spoiled[0].scored
-    assert spoiled[0].reward == 0.0 and not spoiled[0].resolved
-    (healthy,) = [t for t in trajectories if not t.env_error]
-    assert healthy.resolved
+def test_prefix_starts_replay_the_expert_and_reproduce_its_observations(docker: str, tiny_model, short_tasks) -> None:  # type: ignore[no-untyped-def]
+    task = short_tasks[0]
+    (expert_run,) = collect(terminal(short_tasks), ExpertPolicy(), task_ids=[task.task_id])
+    prefix = tuple(c.action for c in expert_run.chunks[:2])
+    policy = HFPolicy(tiny_model)
+    (resumed,) = collect(
+        terminal(short_tasks, max_turns=3),
+        policy,
+        starts=[StartState(task.task_id, prefix)],
+        harness=HarnessConfig(max_new_tokens=8),
+    )
+    assert resumed.start == 2 and [c.replayed for c in resumed.chunks] == [True, True, False]
+    assert [c.action for c in resumed.chunks[:2]] == list(prefix)
+    assert [c.observation for c in resumed.chunks[:2]] == [c.observation for c in expert_run.chunks[:2]]
+    template = ChatTemplate(policy.tokenizer, resumed.tools)
+    assert resumed.chunks[0].completion_ids == template.encode(prefix[0]) + [template.end_id]
+    assert resumed.chunks[0].logprobs == [] and len(resumed.chunks[2].logprobs) == len(resumed.chunks[2].completion_ids)
+    assert template.decode(resumed.request_ids(2)).count(expert_run.chunks[1].observation[:30]) == 1
+
+
+def test_env_errors_are_resampled_from_the_same_start_and_never_scored(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
+    stats = RolloutStats()
+    starts = [StartState(short_tasks[0].task_id), StartState("no-such-task")]
+    good, spoiled = collect(
+        terminal(short_tasks, num_envs=2), ExpertPolicy(), starts=starts, resample=2, stats=stats, max_env_exceptions=5
+    )
+    assert good.outcome == Outcome.SUCCESS
+    assert spoiled.outcome == Outcome.ENV_ERROR and not spoiled.scored and spoiled.ending == "env_exception"
+    assert "no-such-task" in (spoiled.error or "")
+    assert stats.env_errors == 3 and stats.resampled == 2  # the first try and two resamples
+
+
+def test_a_policy_of_another_tool_format_is_refused_before_any_sandbox_starts(short_tasks) -> None:  # type: ignore[no-untyped-def]
+    env = terminal(short_tasks, backend="docker", engine_url="unix:///nonexistent.sock")
+    with pytest.raises(ValueError, match="writes tool calls as 'openai' but the env parses 'hermes'"):
+        collect(env, ExpertPolicy(tool_format="openai"), 1)
+    with pytest.raises(ValueError, match="unknown tool format 'yaml'"):
+        collect(env.replace(tool_format="yaml"), ExpertPolicy(), 1)
+
+
+def test_the_async_collector_plays_what_the_barrier_collector_plays(docker: str, short_tasks) -> None:  # type: ignore[no-untyped-def]
+    env = terminal(short_tasks, num_envs=3)
+    runs = []
+    for barrier in (True, False):
+        stats = RolloutStats()
+        trajectories = collect(env, ExpertPolicy(), 4, seed=5, barrier=barrier, stats=stats)
+        runs.append(
+            [(t.task_id, [c.action for c in t.chunks], [c.observation for c in t.chunks]) for t in trajectories]
+        )
+    assert runs[0] == runs[1]

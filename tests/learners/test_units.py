@@ -7,21 +7,7 @@ import pytest
 
 from learners.evaluate import summarize, wilson_interval
 from learners.reinforce import group_advantages
-from learners.rollout import ChunkRecord, Trajectory, accepts_keyword, env_info
-
-
-def test_env_info_unbatches_masks_and_nested_dicts() -> None:
-    infos = {
-        "turn": np.array([3, 0]),
-        "_turn": np.array([True, True]),
-        "error": np.array(["lost", None], dtype=object),
-        "_error": np.array([True, False]),
-        "verification": {"resolved": np.array([False, True]), "_resolved": np.array([False, True])},
-        "_verification": np.array([False, True]),
-    }
-    assert env_info(infos, 0) == {"turn": 3, "error": "lost"}
-    assert env_info(infos, 1) == {"turn": 0, "verification": {"resolved": True}}
-    assert type(env_info(infos, 0)["turn"]) is int
+from rock_gym.envs.record import Chunk, Outcome, StepInfo, ToolCallRecord, ToolResult, Trajectory
 
 
 def test_wilson_interval() -> None:
@@ -32,14 +18,18 @@ def test_wilson_interval() -> None:
 
 
 def test_summary_leaves_env_errors_out_of_the_rate() -> None:
-    solved = Trajectory("a", reward=1.0, verification={"resolved": True}, chunks=[ChunkRecord(0, "x")])
-    failed = Trajectory("a", chunks=[ChunkRecord(0, "y", format_error="no tool call"), ChunkRecord(1, "z")])
-    spoiled = Trajectory("b", env_error=True, error="the sandbox was lost")
-    failed.chunks[1].safety = [{"category": "crypto_mining"}]
+    solved = Trajectory("a", reward=1.0, outcome=Outcome.SUCCESS, chunks=[Chunk(0, "x")])
+    failed = Trajectory(
+        "a", outcome=Outcome.FAILURE, chunks=[Chunk(0, "y", step=StepInfo(format_error="no tool call")), Chunk(1, "z")]
+    )
+    spoiled = Trajectory("b", outcome=Outcome.ENV_ERROR, error="the sandbox was lost")
+    failed.chunks[1].step = StepInfo(safety=({"category": "crypto_mining"},))
+    failed.stats.context_tokens, failed.stats.segments = [100, 300], 2
     report = summarize("rock/Terminal-v0", "expert", [solved, failed, spoiled])
     assert (report.episodes, report.scored, report.successes, report.success_rate) == (3, 2, 1, 0.5)
     assert report.env_errors == 1 and report.errors == ["b: the sandbox was lost"]
     assert report.format_errors == 1 and report.safety == {"crypto_mining": 1}
+    assert report.context["max_request_tokens"] == 300 and report.context["segments"] == pytest.approx(4 / 3)
     assert [(row.task_id, row.episodes, row.successes, row.mean_turns) for row in report.tasks] == [
         ("a", 2, 1, 1.5),
         ("b", 1, 0, 0.0),
@@ -53,16 +43,14 @@ def test_group_advantages() -> None:
     assert normalized[0] == pytest.approx(0.5 / np.std([1, 0, 0, 1], ddof=1), rel=1e-4)
 
 
-def test_accepts_keyword() -> None:
-    from learners.policies import ExpertPolicy
-
-    assert accepts_keyword(ExpertPolicy().generate, "task_ids")
-    assert not accepts_keyword(lambda conversations, **kwargs: None, "task_ids")
-
-
 def test_trajectory_round_trips_and_rebuilds_its_conversation() -> None:
-    trajectory = Trajectory("a", messages=[{"role": "user", "content": "go"}], chunks=[ChunkRecord(0, "ls", [1], [2])])
+    trajectory = Trajectory(
+        "a", messages=[{"role": "user", "content": "go"}], chunks=[Chunk(0, "ls", completion_ids=[1])]
+    )
     trajectory.chunks[0].observation = "[1] bash (exit 0)"
+    trajectory.chunks[0].step = StepInfo(
+        "a", 1, (ToolCallRecord("bash", {"command": "ls"}),), (ToolResult("bash", "a"),)
+    )
     assert Trajectory.from_dict(trajectory.to_dict()) == trajectory
     assert [m["role"] for m in trajectory.conversation()] == ["user", "assistant", "tool"]
 
