@@ -273,6 +273,11 @@ class Builtins:
             "learners.reinforce:ReinforceLearner",
             description="token-level policy gradient with a group baseline (GRPO-style)",
         )
+        registry.add(
+            "ipa",
+            "learners.ipa.learner:IPALearner",
+            description="chunk-level RL with initialized resampling and an imitation fallback (the paper's IPA)",
+        )
 
     @hookimpl
     def rock_gym_add_task_sources(self, registry: Registry) -> None:
