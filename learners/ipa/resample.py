@@ -90,10 +90,10 @@ class StartSampler:
         key = (trajectory.task_id, len(start.prefix))
         self.tries[key][0] += 1
         self.tries[key][1] += int(trajectory.resolved)
-        if self.mode == "rollback" and key[1] == self.position.get(key[0]) and key[1] > 0:
-            if self.rate(*key) >= self.rollback_at:
-                self.position[key[0]] = key[1] - 1
-                self.tries.pop((key[0], key[1] - 1), None)  # a fresh count at the new start
+        at_rollback = self.mode == "rollback" and key[1] == self.position.get(key[0]) and key[1] > 0
+        if at_rollback and self.rate(*key) >= self.rollback_at:
+            self.position[key[0]] = key[1] - 1
+            self.tries.pop((key[0], key[1] - 1), None)  # a fresh count at the new start
 
     def rate(self, task: str, k: int) -> float:
         attempts, successes = self.tries.get((task, k), (0, 0))

@@ -58,7 +58,7 @@ class HarnessConfig:
         observation_role: the role observations go back with (``"tool"``; ``"user"`` for strict OpenAI servers).
         remind_every: append the goal and the todo list every this many turns (0: never).
         nudge_at: say so when this many turns or fewer remain (0: never).
-        loop_repeats: warn when the same turn, or the same failing call, comes this many times (0: never).
+        loop_repeats: warn when the same turn, or the same failing call, comes this many times (2 or more; 0: never).
         end_on_loop: end the episode (ending ``"loop"``, a failure) at the first loop instead of warning.
     """
 
@@ -149,10 +149,10 @@ class EpisodeHarness:
         if self.done:
             return None
         budget = self.config.max_context_tokens
-        if budget is not None and self._request_length() + self.config.max_new_tokens > budget:
-            if not self._fit(budget - self.config.max_new_tokens):
-                self._end(Ending.CONTEXT, "the next request does not fit the context budget")
-                return None
+        over = budget is not None and self._request_length() + self.config.max_new_tokens > budget
+        if over and not self._fit(budget - self.config.max_new_tokens):  # type: ignore[operator]
+            self._end(Ending.CONTEXT, "the next request does not fit the context budget")
+            return None
         ids = self._open_segment() if self.template is not None else None
         length = len(self._ids) if self.template is not None else self._text_length(self.messages)
         self.trajectory.stats.context_tokens.append(length)

@@ -1,0 +1,1 @@
+"""The agent harness: it sits between env and policy and owns the context of long multi-turn episodes."""
