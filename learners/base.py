@@ -88,6 +88,16 @@ class Learner(ABC):
     def save(self, path: str | Path) -> None:
         """Write the learner's state (weights or parameters, and its config) to `path`."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs besides the weights `save` writes (optimizer, samplers, RNGs, the update
+        count); empty when nothing (the default)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s output onto a learner built from the saved weights."""
+        if state:
+            raise NotImplementedError(f"{type(self).__name__} cannot restore a saved state")
+
     def close(self) -> None:  # noqa: B027 - optional: most learners hold an env, some hold nothing
         """Release environments, sandboxes and engines (nothing by default)."""
 
@@ -112,3 +122,25 @@ def trainable_path(policy: str) -> str:
     if not sep or engine == "hf":
         return target if sep else policy
     raise ValueError(f"cannot train policy {policy!r}: learners train an HF model in place, give policy='hf:PATH'")
+
+
+def trainer_state(learner: Any) -> dict[str, Any]:
+    """The state every torch learner here shares: optimizer, Python and torch RNGs, the update count."""
+    import torch
+
+    return {
+        "optimizer": learner.optimizer.state_dict(),
+        "rng": learner.rng.getstate(),
+        "torch_rng": torch.get_rng_state(),
+        "updates_done": learner.updates_done,
+    }
+
+
+def load_trainer_state(learner: Any, state: dict[str, Any]) -> None:
+    """The inverse of `trainer_state`."""
+    import torch
+
+    learner.optimizer.load_state_dict(state["optimizer"])
+    learner.rng.setstate(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    learner.updates_done = int(state["updates_done"])

@@ -24,10 +24,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
-from learners.base import Learner, LearnerConfig, trainable_path
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
 from learners.policies.base import Policy, require
 from learners.rollout import collect
 from learners.sft import clip_gradients
@@ -185,6 +186,13 @@ class ReinforceLearner(Learner):
         if self.envs is None:
             self.envs = [self.config.env.make() for _ in range(self.config.env.num_envs)]
         return self.envs
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs besides the weights."""
+        return trainer_state(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_trainer_state(self, state)
 
     def save(self, path: str | Path | None = None) -> None:
         """Write the model and tokenizer (``save_pretrained``) and ``reinforce_config.json``."""

@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from learners.base import Learner, LearnerConfig, trainable_path
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
 from learners.policies.base import Conversation, Tools, require
 from learners.rollout import collect
 from rock_gym.envs.record import Trajectory
@@ -181,6 +181,14 @@ class SFTLearner(Learner):
             self.order += epoch
         indices, self.order = self.order[:size], self.order[size:]
         return indices
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs besides the weights."""
+        return {**trainer_state(self), "examples": self.examples, "order": self.order}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_trainer_state(self, state)
+        self.examples, self.order = list(state["examples"]), list(state["order"])
 
     def save(self, path: str | Path | None = None) -> None:
         """Write the model and tokenizer (``save_pretrained``; load with ``HFPolicy(path)``) and ``sft_config.json``."""

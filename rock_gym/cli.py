@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -199,6 +201,85 @@ def eval_command(
     if json_path:
         report.write_json(json_path)
         console.print(f"report written to {json_path}")
+
+
+@main.command("train")
+@click.option("--learner", "learner_name", default=None, help="A registered learner: ipa, reinforce, sft, a plugin's.")
+@click.option("--env", "env_id", default=None, help="Gymnasium id of the env (default: the learner's).")
+@click.option("--policy", default=None, help="The model to train: hf:PATH.")
+@click.option("--tasks", default=None, help="Tasks: a JSONL file or Harbor task dir(s) (default: the env's own).")
+@click.option("--backend", type=BACKENDS, default=None, help="Container engine (default: docker).")
+@click.option("--num-envs", default=None, type=click.IntRange(min=1), help="Envs played side by side.")
+@click.option("--updates", default=10, show_default=True, type=click.IntRange(min=0), help="Updates to run now.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="The run's folder.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), help="A run's config.toml.")
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False), help="Continue this run.")
+@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Set a config field (TOML value).")
+@click.option("--checkpoint-every", default=1, show_default=True, type=click.IntRange(min=1))
+def train_command(
+    learner_name: str | None,
+    env_id: str | None,
+    policy: str | None,
+    tasks: str | None,
+    backend: str | None,
+    num_envs: int | None,
+    updates: int,
+    out_dir: str | None,
+    config_path: str | None,
+    resume_dir: str | None,
+    overrides: tuple[str, ...],
+    checkpoint_every: int,
+) -> None:
+    """Train a registered learner; the run's folder keeps its config, metrics (JSON lines), checkpoints and plots.
+
+    \b
+    rock-gym train --learner ipa --env rock/Terminal-v0 --policy hf:PATH --out runs/ipa1
+    rock-gym train --learner ipa --config runs/ipa1/config.toml --resume runs/ipa1
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from learners.run import Run, read_config
+
+    flags = {"env_id": env_id, "policy": policy, "tasks": tasks, "backend": backend, "num_envs": num_envs}
+    settings = {k: v for k, v in flags.items() if v is not None} | _parse_overrides(overrides)
+    if resume_dir:
+        run = _fail_clearly(lambda: Run.resume(resume_dir, config_path, checkpoint_every))
+    else:
+        if config_path:
+            name, from_file = read_config(Path(config_path))
+            learner_name, settings = learner_name or name, from_file | settings
+        if not learner_name or not out_dir:
+            raise click.UsageError("give --learner and --out (or --resume DIR)")
+        run = _fail_clearly(lambda: Run.start(learner_name, out_dir, settings, checkpoint_every))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, TextColumn("{task.fields[figures]}"), console=console) as bar:
+            progress = bar.add_task(f"{run.name} · {run.folder}", total=updates, figures="")
+            run.train(updates, on_update=lambda m: bar.update(progress, advance=1, figures=_figures(m)))
+    finally:
+        run.close()
+    console.print(f"{run.updates_done} updates in {run.folder}: metrics.jsonl, checkpoints/, metrics.png")
+
+
+def _parse_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs, each value read as TOML (a bare word is a string)."""
+    import tomllib
+
+    settings: dict[str, Any] = {}
+    for item in overrides:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise click.BadParameter(f"{item!r}: use FIELD=VALUE", param_hint="--set")
+        try:
+            settings[field.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            settings[field.strip()] = value
+    return settings
+
+
+def _figures(metrics: dict[str, float]) -> str:
+    shown = ("success_rate", "loss", "grad_norm")
+    return "  ".join(f"{k} {metrics[k]:.3g}" for k in shown if isinstance(metrics.get(k), (int, float)))
 
 
 @main.group()

@@ -25,7 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from learners.base import Learner, LearnerConfig, trainable_path
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
 from learners.ipa.chunks import ChunkBatch
 from learners.ipa.config import IPAConfig
 from learners.ipa.logprobs import taken_logprobs
@@ -257,32 +257,21 @@ class IPALearner(Learner):
         }
 
     def save(self, path: str | Path | None = None) -> None:
-        """Write the model and tokenizer (``save_pretrained``) and the learner's state (``learner_state.pt``)."""
+        """Write the model and tokenizer (``save_pretrained``; load with ``HFPolicy(path)``)."""
         target = Path(path or self.config.output_dir or "")
         if not str(path or self.config.output_dir or ""):
             raise ValueError("save() needs a path, or output_dir in the config")
         target.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(target)
         self.policy.tokenizer.save_pretrained(target)
-        torch.save(self.state_dict(), target / "learner_state.pt")
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs besides the weights: optimizer, sampler, RNGs, the update count."""
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "rng": self.rng.getstate(),
-            "torch_rng": torch.get_rng_state(),
-            "updates_done": self.updates_done,
-        }
+        return {**trainer_state(self), "sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_trainer_state(self, state)
         self.sampler.load_state_dict(state["sampler"])
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
-        torch.set_rng_state(state["torch_rng"])
-        self.updates_done = int(state["updates_done"])
 
     def close(self) -> None:
         for env in self.envs or []:
