@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -25,7 +24,9 @@ from runner import summary_ms, timed, write  # noqa: E402
 from sandbox_latency import bare_run  # noqa: E402
 
 import rock_gym.envs  # noqa: E402, F401 - registers rock/*
+from rock_gym.envs.record import StepInfo  # noqa: E402
 from rock_gym.envs.swe import SWEEnv  # noqa: E402
+from rock_gym.envs.vector import env_info  # noqa: E402
 from rock_gym.sandbox import DEFAULT_IMAGE  # noqa: E402
 from rock_gym.tasks import builtin_swe_tasks  # noqa: E402
 from rock_gym.tools import ToolCall, get_format  # noqa: E402
@@ -62,21 +63,20 @@ def step_overheads(backend: str, n: int) -> tuple[list[float], list[float]]:
             *_, info = env.step(TRUE)
             wall = time.perf_counter() - started
             walls.append(wall)
-            overheads.append(wall - sum(result["duration"] for result in info["tool_results"]))
+            overheads.append(wall - sum(result.duration for result in StepInfo.from_info(info).tool_results))
     finally:
         env.close()
     return overheads, walls
 
 
-def failures(info: dict[str, Any]) -> int:
+def failures(infos: dict[str, Any], num_envs: int) -> int:
     """Envs of a vector step whose info reports an error, a format error, or a failed or timed-out call."""
-    bad = np.zeros(len(info["_turn"]), dtype=bool)
-    for key in ("error", "format_error", "verifier_error"):
-        if key in info:
-            bad |= np.array([value is not None for value in info[key]]) & info[f"_{key}"]
-    for i, results in enumerate(info.get("tool_results", [])):
-        bad[i] |= any(r["timed_out"] or r["exit_code"] != 0 for r in results or [])
-    return int(bad.sum())
+    steps = [StepInfo.from_info(env_info(infos, i)) for i in range(num_envs)]
+    return sum(
+        bool(step.error or step.format_error or step.verifier_error)
+        or any(result.timed_out or result.exit_code != 0 for result in step.tool_results)
+        for step in steps
+    )
 
 
 def vector_run(backend: str, num_envs: int, steps: int) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def vector_run(backend: str, num_envs: int, steps: int) -> dict[str, Any]:
             started = time.perf_counter()
             *_, info = envs.step([CHEAP] * num_envs)
             step_times.append(time.perf_counter() - started)
-            bad += failures(info)
+            bad += failures(info, num_envs)
     finally:
         envs.close()
     return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rock_gym.envs.core import RockEnv
-from rock_gym.tasks import Task, builtin_swe_tasks
+from rock_gym.tasks import TaskKind, builtin_swe_tasks
 
 
 class SWEEnv(RockEnv):
@@ -14,5 +14,5 @@ class SWEEnv(RockEnv):
         "`str_replace_editor` tools to inspect and edit files and to run tests, then call `submit`."
     )
 
-    def default_tasks(self) -> list[Task]:
+    def default_tasks(self) -> list[TaskKind]:
         return list(builtin_swe_tasks())

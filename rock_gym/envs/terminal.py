@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rock_gym.envs.core import RockEnv
-from rock_gym.tasks import Task, terminal_tasks
+from rock_gym.tasks import TaskKind, terminal_tasks
 
 DEFAULT_SEEDS = range(50)
 
@@ -16,5 +16,5 @@ class TerminalEnv(RockEnv):
         "act; call `submit` when the task is done."
     )
 
-    def default_tasks(self) -> list[Task]:
+    def default_tasks(self) -> list[TaskKind]:
         return list(terminal_tasks(seeds=DEFAULT_SEEDS))

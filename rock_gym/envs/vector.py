@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -36,10 +36,14 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
     A sub-env raising, or a KeyboardInterrupt while waiting on the envs, closes every sandbox before the error
     propagates; `reset()` starts new ones.
 
+    Infos are batched the gymnasium way (per key, with a `_key` mask); a value the env left unset (None, as a step
+    before any verification) is batched as absent. `env_info(infos, i)` gives env i's own info back, for
+    `StepInfo.from_info` or `ResetInfo.from_info`.
+
     >>> envs = gym.make_vec("rock/Terminal-v0", num_envs=2, backend="docker")  # doctest: +SKIP
     >>> observations, infos = envs.reset(seed=0)  # doctest: +SKIP
-    >>> len(observations), infos["task_id"]  # doctest: +SKIP
-    (2, array(['count-lines-7', 'json-field-3'], dtype=object))
+    >>> len(observations), [ResetInfo.from_info(env_info(infos, i)).task_id for i in range(2)]  # doctest: +SKIP
+    (2, ['count-lines-7', 'json-field-3'])
     """
 
     #: The id a subclass's envs have; set by the per-id subclasses registered as vector entry points.
@@ -150,6 +154,11 @@ class RockVectorEnv(VectorEnv[tuple[str, ...], tuple[str, ...], np.ndarray]):
         for env, value in zip(self.envs, values, strict=True):
             setattr(env, name, value)
 
+    def _add_info(self, vector_infos: dict[str, Any], env_info: dict[str, Any], env_num: int) -> dict[str, Any]:
+        # A typed info has every key, None where unset; gymnasium types a key's batch by its first value and cannot
+        # batch a None beside a dict (a verification), so an unset value is batched as absent (its mask False).
+        return super()._add_info(vector_infos, without_none(env_info), env_num)
+
     @property
     def np_random_seed(self) -> tuple[int | None, ...]:  # type: ignore[override]
         return self.get_attr("np_random_seed")
@@ -231,6 +240,43 @@ def kill_container(env: RockEnv) -> None:
         return
     with contextlib.suppress(Exception):  # best effort: Sandbox.close retries, `rock-gym gc` catches the rest
         sandbox.engine.remove(sandbox.container_id)
+
+
+def without_none(info: Mapping[str, Any]) -> dict[str, Any]:
+    """`info` without its None values, at every depth.
+
+    >>> without_none({"ending": None, "verification": {"resolved": True, "error": None}})
+    {'verification': {'resolved': True}}
+    """
+    return {
+        key: without_none(value) if isinstance(value, Mapping) else value
+        for key, value in info.items()
+        if value is not None
+    }
+
+
+def env_info(infos: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Env `i`'s own info out of a vector step's batched infos (gymnasium's `_key` masks, nested dicts).
+
+    >>> batched = {"turn": np.array([1, 2]), "_turn": np.array([True, True]), "ending": np.array([None, "submitted"]),
+    ...            "_ending": np.array([False, True])}
+    >>> env_info(batched, 0), env_info(batched, 1)
+    ({'turn': 1}, {'turn': 2, 'ending': 'submitted'})
+    """
+    own: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and not mask[i]:
+            continue
+        own[key] = env_info(value, i) if isinstance(value, Mapping) else python_value(value[i])
+    return own
+
+
+def python_value(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (other values as they are)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def infer_env_id(tasks: Sequence[Task] | None) -> str:

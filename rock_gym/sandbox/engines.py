@@ -202,6 +202,13 @@ class Engine:
                     raise
                 time.sleep(0.25 * 2**attempt)
 
+    def answers(self, timeout: float = 5.0) -> bool:
+        """Whether the engine answers a ping within `timeout` seconds (a stopped or hung engine does not)."""
+        try:
+            return bool(self.api.get(f"{self.api.base_url}/_ping", timeout=timeout).ok)
+        except (OSError, docker.errors.DockerException):  # requests' errors are OSErrors
+            return False
+
     def is_running(self, container_id: str) -> bool:
         try:
             return bool(self.api.inspect_container(container_id)["State"]["Running"])

@@ -140,6 +140,11 @@ class Sandbox:
         """True while the container is running."""
         return not self._closed and self.engine is not None and self.engine.is_running(self._require_started())
 
+    def engine_answers(self, timeout: float = 5.0) -> bool:
+        """Whether the sandbox's engine still answers: a sandbox lost while its engine answers was lost by its own
+        doing (or its container's), not the engine's."""
+        return self.engine is not None and self.engine.answers(timeout)
+
     # -- commands ---------------------------------------------------------------------------------------------
 
     def run(self, command: str, timeout: float | None = None, root: bool = False) -> CommandResult:

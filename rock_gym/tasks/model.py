@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from rock_gym.sandbox.config import DEFAULT_IMAGE
+from rock_gym.tasks import verify as grading
+from rock_gym.tasks.kind import Verdict
+
+if TYPE_CHECKING:
+    from rock_gym.sandbox import Sandbox, SandboxConfig
 
 #: The SWE-bench harness names its per-instance images like this; "__" in the id becomes "_1776_".
 SWEBENCH_IMAGE = "swebench/sweb.eval.x86_64.{name}:latest"
 #: `{test_files}` is replaced by the test files named in FAIL_TO_PASS and PASS_TO_PASS.
 DEFAULT_TEST_COMMAND = "python3 -m pytest -rA -p no:cacheprovider {test_files}"
+#: Seconds a SWE task's hidden tests may run.
+SWE_VERIFIER_TIMEOUT = 300.0
 
 
 class TaskError(ValueError):
@@ -128,6 +135,30 @@ class SWETask(BaseModel):
         """`test_command` with `{test_files}` filled in."""
         return self.test_command.replace("{test_files}", " ".join(self.test_file_paths())).strip()
 
+    # -- as a `TaskKind` --------------------------------------------------------------------------------------
+
+    @property
+    def verifier_timeout(self) -> float:
+        return SWE_VERIFIER_TIMEOUT
+
+    def prompt(self) -> str:
+        return (
+            f"Fix the following issue in the repository at {self.workdir}.\n\n{self.problem_statement}\n\n"
+            "Edit the source files (not the tests), then call `submit`."
+        )
+
+    def prepare_image(self, base: SandboxConfig) -> None:
+        """Nothing to build here: SWE-bench images come from their harness, project images from `rock-gym tasks`."""
+
+    def setup(self, sandbox: Sandbox) -> str:
+        """The repository at its base commit, the bug applied and the hidden tests removed (`verify.setup_swe`)."""
+        return grading.setup_swe(sandbox.as_root(), self)  # type: ignore[arg-type]
+
+    def verify(self, sandbox: Sandbox, base_commit: str) -> Verdict:
+        """Only the agent's change crosses to a fresh sandbox, where the hidden tests run (`grade_in_fresh_sandbox`)."""
+        grade = grading.grade_in_fresh_sandbox(sandbox, self, base_commit)
+        return Verdict(grade.resolved, grade.statuses)
+
 
 class Timeouts(BaseModel):
     """Seconds an agent may work and the verifier may run (Harbor's `[agent]` and `[verifier]` timeout_sec)."""
@@ -192,6 +223,32 @@ class TerminalTask(BaseModel):
         # One spelling per file, so that tasks compare equal however their paths were written.
         self.files = {str(PurePosixPath(self.workdir) / path): text for path, text in self.files.items()}
         return self
+
+    # -- as a `TaskKind` --------------------------------------------------------------------------------------
+
+    @property
+    def verifier_timeout(self) -> float:
+        return self.timeouts.verifier
+
+    def prompt(self) -> str:
+        return f"{self.instruction}\n\nWhen you are done, call `submit`."
+
+    def prepare_image(self, base: SandboxConfig) -> None:
+        """Build `image` from the task's Dockerfile when it has one and the engine lacks the image."""
+        if self.dockerfile:
+            from rock_gym.tasks.build import build_task_image  # it starts sandboxes: docker loads only here
+
+            build_task_image(self, base)
+
+    def setup(self, sandbox: Sandbox) -> str:
+        """The task's files placed (not its tests); a terminal task has no base commit."""
+        grading.setup_terminal(sandbox.as_root(), self)  # type: ignore[arg-type]
+        return "HEAD"
+
+    def verify(self, sandbox: Sandbox, base_commit: str) -> Verdict:
+        """Harbor's convention: the checker runs in the episode's own sandbox, its reward directory cleared first."""
+        reward = grading.grade_terminal(sandbox.as_root(), self)  # type: ignore[arg-type]
+        return Verdict(reward >= 1.0, {"tests/test.sh": reward})
 
 
 #: Either kind of task, chosen by its `kind` field.

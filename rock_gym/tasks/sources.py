@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 from rock_gym.tasks.harbor import read_task_dir, read_task_tree
+from rock_gym.tasks.kind import TaskKind
 from rock_gym.tasks.model import SWETask, Task, TaskError, TerminalTask, parse_task, read_jsonl
 
 
@@ -39,6 +40,22 @@ def load(source: str | Path | Iterable[Task | Mapping[str, Any]]) -> list[Task]:
     if not tasks:
         raise TaskError("no tasks given")
     return tasks
+
+
+def load_kinds(source: str | Path | Iterable[TaskKind | Mapping[str, Any]]) -> list[TaskKind]:
+    """Tasks for an env: task objects of any `TaskKind` as given (a new kind needs no row format), else `load`.
+
+    Examples:
+        >>> [task.task_id for task in load_kinds([{"instance_id": "a__b-1", "problem_statement": "boom"}])]
+        ['a__b-1']
+    """
+    if isinstance(source, (str, Path)):
+        return list(load(source))
+    given = list(source)
+    kinds = [task for task in given if isinstance(task, TaskKind)]
+    if kinds and len(kinds) == len(given):
+        return kinds
+    return list(load(cast(list[Mapping[str, Any]], given)))  # rows (or built-in tasks among them): validated there
 
 
 def _load_path(path: Path) -> list[Task]:

@@ -15,10 +15,9 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from rock_gym.tasks.model import SWETask, TerminalTask
-
 if TYPE_CHECKING:
     from rock_gym.sandbox.sandbox import Sandbox
+    from rock_gym.tasks.model import SWETask, TerminalTask
 
 REWARD_DIR = "/logs/verifier"
 PYTEST_LOG = "/tmp/rock_gym_pytest.log"
@@ -354,3 +353,19 @@ def grade_swe_change(sandbox: Sandbox, task: SWETask, diff: bytes, timeout: floa
     restore_paths(sandbox, task.workdir, sorted(p for p in touched if p in hidden or is_protected(p, test_dirs)), base)
     apply_hidden_tests(sandbox, task, base)
     return run_swe_tests(sandbox, task, timeout=timeout, report_path=f"/tmp/rock_gym_{secrets.token_hex(8)}.xml")
+
+
+def grade_in_fresh_sandbox(sandbox: Sandbox, task: SWETask, base: str) -> SWEGrade:
+    """The agent's change as a binary diff against `base`, graded in a new sandbox of the episode's config.
+
+    Nothing else of the episode reaches the tests: not its processes, files outside the repository, site-packages,
+    PATH or environment; the tests and pytest's config files are restored (`grade_swe_change`).
+
+    Raises:
+        VerifyError: the change cannot be taken or applied, or the tests fail to run.
+    """
+    from rock_gym.sandbox.sandbox import Sandbox  # docker loads only when a task is graded
+
+    diff = agent_diff(sandbox.as_root(), task, base)  # type: ignore[arg-type]
+    with Sandbox(sandbox.config) as fresh:
+        return grade_swe_change(fresh.as_root(), task, diff, timeout=task.verifier_timeout)  # type: ignore[arg-type]

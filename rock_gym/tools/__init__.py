@@ -20,6 +20,7 @@ from rock_gym.tools.parsers import (
     render_qwen3_coder,
 )
 from rock_gym.tools.registry import TOOLS, Tool, tool_schemas, validate_call
+from rock_gym.tools.todo import render_todo
 
 __all__ = [
     "FORMATS",
@@ -43,6 +44,7 @@ __all__ = [
     "render_hermes",
     "render_openai",
     "render_qwen3_coder",
+    "render_todo",
     "tool_schemas",
     "validate_call",
 ]

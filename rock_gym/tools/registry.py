@@ -10,12 +10,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rock_gym.tools.calls import FormatError, ToolCall
 
 #: Largest string argument accepted, in UTF-8 bytes.
 MAX_ARGUMENT_BYTES = 1_000_000
+
+#: The most items a todo list holds, and the longest item, in characters.
+MAX_TODO_ITEMS = 50
+MAX_TODO_ITEM_LENGTH = 200
 
 #: JSON-schema keys kept in the schemas shown to a model (the subset OpenAI function calling understands).
 SCHEMA_KEYS = frozenset({"type", "description", "enum", "properties", "required", "items", "additionalProperties"})
@@ -60,6 +64,33 @@ class SubmitArguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: str | None = Field(None, description="Your final answer, when the task asks for one.")
+
+
+class TodoArguments(BaseModel):
+    """Arguments of ``todo``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[str] = Field(
+        description=f"The whole todo list, replacing the previous one: at most {MAX_TODO_ITEMS} short items of at "
+        f"most {MAX_TODO_ITEM_LENGTH} characters each; [] clears it."
+    )
+
+    @field_validator("items")
+    @classmethod
+    def _short_list_of_short_items(cls, items: list[str]) -> list[str]:
+        # Checked here rather than by pydantic's constraints, so that the model is told how to fix its call.
+        if len(items) > MAX_TODO_ITEMS:
+            raise ValueError(f"{len(items)} items, over the limit of {MAX_TODO_ITEMS}: merge or drop some")
+        items = [item.strip() for item in items]
+        for number, item in enumerate(items, 1):
+            if not item:
+                raise ValueError(f"item {number} is empty: drop it")
+            if len(item) > MAX_TODO_ITEM_LENGTH:
+                raise ValueError(
+                    f"item {number} has {len(item)} characters, over the limit of {MAX_TODO_ITEM_LENGTH}: shorten it"
+                )
+        return items
 
 
 @dataclass(frozen=True)
@@ -110,9 +141,15 @@ STR_REPLACE_EDITOR = Tool(
     EditorArguments,
 )
 SUBMIT = Tool("submit", "Finish the task (give `answer` when the task asks for one).", SubmitArguments)
+TODO = Tool(
+    "todo",
+    "Keep your todo list for this task: give the whole list each time (it replaces the previous one). It does not "
+    "touch the sandbox; the list is shown back to you.",
+    TodoArguments,
+)
 
 #: The built-in tools by name.
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (BASH, STR_REPLACE_EDITOR, SUBMIT)}
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in (BASH, STR_REPLACE_EDITOR, SUBMIT, TODO)}
 
 
 def tool_schemas(names: Iterable[str] | None = None, tools: Mapping[str, Tool] = TOOLS) -> list[dict[str, Any]]:

@@ -11,7 +11,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rock_gym
-from rock_gym.tasks import Task, TerminalTask, builtin_swe_tasks, terminal_tasks
+from rock_gym.envs.core import RockEnv
+from rock_gym.envs.record import Outcome, ResetInfo, StepInfo
+from rock_gym.sandbox import DEFAULT_IMAGE
+from rock_gym.tasks import Task, TerminalTask, Verdict, builtin_swe_tasks, terminal_tasks
 from rock_gym.tools import ToolCall, get_format
 
 #: Warnings check_env may give for these envs, and why they are fine.
@@ -32,10 +35,6 @@ def expert_actions(task: Task, fmt: str = "hermes") -> list[str]:
     return [get_format(fmt).render([ToolCall(c.name, c.arguments) for c in turn]) for turn in task.expert_turns]
 
 
-def tid(task: Task) -> str:
-    return task.task_id if isinstance(task, TerminalTask) else task.instance_id
-
-
 @pytest.fixture
 def swe_env():
     env = gym.make("rock/SWE-v0", backend="docker", max_turns=5)
@@ -53,6 +52,17 @@ def test_make_with_the_module_prefix_from_a_clean_interpreter():
     code = "import gymnasium as gym; env = gym.make('rock_gym:rock/SWE-v0'); print(type(env.unwrapped).__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "SWEEnv"
+
+
+def test_the_env_knows_no_kind_of_task():
+    """Task kinds own their behaviour (`TaskKind`): the env names none of them, so a new kind needs no edit of it."""
+    import ast
+    import inspect
+
+    from rock_gym.envs import core
+
+    names = {node.id for node in ast.walk(ast.parse(inspect.getsource(core))) if isinstance(node, ast.Name)}
+    assert not names & {"SWETask", "TerminalTask", "Task"}, names & {"SWETask", "TerminalTask", "Task"}
 
 
 def test_spaces_are_printable_text():
@@ -80,10 +90,12 @@ def test_check_env_passes_for_every_registered_id(env_id):
 def test_reset_gives_prompt_tools_and_messages(swe_env):
     obs, info = swe_env.reset(seed=3)
     obs_again, info_again = swe_env.reset(seed=3)
-    assert obs == obs_again and info["task_id"] == info_again["task_id"]
-    assert info["task_id"] in obs or "Fix the following issue" in obs
-    assert [t["function"]["name"] for t in info["tools"]] == ["bash", "str_replace_editor", "submit"]
-    assert [m["role"] for m in info["messages"]] == ["system", "user"] and info["messages"][1]["content"] == obs
+    reset, again = ResetInfo.from_info(info), ResetInfo.from_info(info_again)
+    assert obs == obs_again and reset.task_id == again.task_id
+    assert reset.task_id in obs or "Fix the following issue" in obs
+    assert [t["function"]["name"] for t in reset.tools] == ["bash", "str_replace_editor", "submit", "todo"]
+    assert [m["role"] for m in reset.messages] == ["system", "user"] and reset.messages[1]["content"] == obs
+    assert reset.tool_format == "hermes" and reset.prefix == () and reset.turn == 0
 
 
 @pytest.mark.container
@@ -99,12 +111,14 @@ def test_one_step_runs_every_call_of_the_turn_in_order(fmt):
     )
     obs, reward, terminated, truncated, info = env.step(action)
     env.close()
+    step = StepInfo.from_info(info)
     assert (reward, terminated, truncated) == (0.0, False, False)
-    assert [r["output"] for r in info["tool_results"]] == ["", "one\n/tmp\n", ""]
-    assert [r["exit_code"] for r in info["tool_results"]] == [0, 0, 3]
-    assert [c["name"] for c in info["tool_calls"]] == ["bash"] * 3 and info["format_error"] is None
+    assert [r.output for r in step.tool_results] == ["", "one\n/tmp\n", ""]
+    assert [r.exit_code for r in step.tool_results] == [0, 0, 3]
+    assert [c.name for c in step.tool_calls] == ["bash"] * 3 and step.format_error is None
     assert obs.index("[1] bash (exit 0)") < obs.index("[2] bash (exit 0)\none\n/tmp") < obs.index("[3] bash (exit 3)")
-    assert all(r["duration"] > 0 for r in info["tool_results"])
+    assert all(r.duration > 0 for r in step.tool_results)
+    assert step.ending is None and step.outcome is None and step.todo is None
 
 
 @pytest.mark.container
@@ -114,7 +128,8 @@ def test_timeout_and_truncation_marks_in_the_observation():
     obs, *_, info = env.step(act(("bash", {"command": "sleep 30", "timeout": 1}), ("bash", {"command": "seq 1 9999"})))
     env.close()
     assert "[1] bash (no exit code, timed out)" in obs and "[2] bash (exit 0, output truncated)" in obs
-    assert info["tool_results"][0]["timed_out"] and info["tool_results"][1]["truncated"]
+    results = StepInfo.from_info(info).tool_results
+    assert results[0].timed_out and results[1].truncated
 
 
 @pytest.mark.container
@@ -144,8 +159,9 @@ def test_timeout_and_truncation_marks_in_the_observation():
 def test_bad_actions_explain_themselves_and_count_as_turns(swe_env, action, expected):
     swe_env.reset(seed=0)
     obs, reward, terminated, truncated, info = swe_env.step(action)
-    assert info["format_error"] and expected.lower() in (obs + info["format_error"]).lower()
-    assert (reward, terminated, truncated) == (0.0, False, False) and info["turn"] == 1
+    step = StepInfo.from_info(info)
+    assert step.format_error and expected.lower() in (obs + step.format_error).lower()
+    assert (reward, terminated, truncated) == (0.0, False, False) and step.turn == 1
     obs, *_ = swe_env.step(act(("bash", {"command": "echo still here"})))
     assert "still here" in obs
 
@@ -167,8 +183,9 @@ def test_editor_tool_edits_files_in_the_sandbox(swe_env):
             ("bash", {"command": "cat /testbed/new.py"}),
         )
     )
-    assert [r["error"] for r in info["tool_results"]] == [False, False, True, False]
-    assert info["tool_results"][3]["output"] == "x = 2\n"
+    results = StepInfo.from_info(info).tool_results
+    assert [r.error for r in results] == [False, False, True, False]
+    assert results[3].output == "x = 2\n"
     assert "[3] str_replace_editor (error)" in obs and "no match" in obs.lower()
 
 
@@ -181,10 +198,11 @@ def test_a_scripted_expert_solves_a_task_end_to_end(kind, backend):
     for action in expert_actions(tasks[0]):
         obs, reward, terminated, truncated, info = env.step(action)
     env.close()
+    step = StepInfo.from_info(info)
     assert (reward, terminated, truncated) == (1.0, True, False)
-    assert info["ending"] == "submitted" and info["verification"]["resolved"] is True
-    assert info["verification"]["tests"], "per-test outcomes are reported"
-    assert "verifier_error" not in info
+    assert step.ending == "submitted" and step.resolved and step.outcome == Outcome.SUCCESS
+    assert step.verification.tests, "per-test outcomes are reported"
+    assert step.verifier_error is None
 
 
 @pytest.mark.container
@@ -192,12 +210,13 @@ def test_submit_without_fixing_is_a_verified_failure_with_configurable_reward():
     env = gym.make("rock/SWE-v0", backend="docker", failure_reward=-1.0)
     env.reset(seed=0)
     *_, info = env.step(act(("bash", {"command": "true"})))
-    assert info.get("verification") is None
+    assert StepInfo.from_info(info).verification is None
     obs, reward, terminated, truncated, info = env.step(act(("submit", {})))
     env.close()
+    step = StepInfo.from_info(info)
     assert (reward, terminated, truncated) == (-1.0, True, False)
-    assert info["verification"]["resolved"] is False and "verifier_error" not in info
-    assert any(status != "PASSED" for status in info["verification"]["tests"].values())
+    assert not step.resolved and step.verifier_error is None and step.outcome == Outcome.FAILURE
+    assert any(status != "PASSED" for status in step.verification.tests.values())
 
 
 @pytest.mark.container
@@ -207,12 +226,13 @@ def test_turn_limit_truncates_and_verifies_then_reset_works():
     env.reset(seed=0)
     for action in expert_actions(task)[:-1]:  # everything but the submit: the fix is in place
         obs, reward, terminated, truncated, info = env.step(action)
-    assert (terminated, truncated, info["ending"]) == (False, True, "turn_limit")
-    assert reward == 1.0 and info["verification"]["resolved"] is True
+    step = StepInfo.from_info(info)
+    assert (terminated, truncated, step.ending) == (False, True, "turn_limit")
+    assert reward == 1.0 and step.resolved and step.outcome == Outcome.SUCCESS
     with pytest.raises(RuntimeError, match="reset"):
         env.step(act(("bash", {"command": "true"})))
     obs, info = env.reset(seed=1)
-    assert info["turn"] == 0
+    assert ResetInfo.from_info(info).turn == 0
     env.close()
 
 
@@ -222,7 +242,8 @@ def test_verification_on_truncation_can_be_turned_off():
     env.reset(seed=0)
     *_, truncated, info = env.step(act(("bash", {"command": "true"})))
     env.close()
-    assert truncated and "verification" not in info
+    step = StepInfo.from_info(info)
+    assert truncated and step.verification is None and step.outcome == Outcome.FAILURE
 
 
 @pytest.mark.container
@@ -245,8 +266,9 @@ def test_edited_or_deleted_tests_gain_nothing():
     env.step(act(*cheats))
     obs, reward, terminated, truncated, info = env.step(act(("submit", {})))
     env.close()
-    assert terminated and reward == 0.0 and info["verification"]["resolved"] is False
-    assert set(task.FAIL_TO_PASS) <= set(info["verification"]["tests"])
+    step = StepInfo.from_info(info)
+    assert terminated and reward == 0.0 and not step.resolved
+    assert set(task.FAIL_TO_PASS) <= set(step.verification.tests)
 
 
 @pytest.mark.container
@@ -258,8 +280,9 @@ def test_verifier_timeout_is_flagged_not_a_plain_failure():
     env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(act(("submit", {})))
     env.close()
-    assert terminated and reward == 0.0
-    assert "verifier_error" in info and info["verification"]["resolved"] is False
+    step = StepInfo.from_info(info)
+    assert terminated and reward == 0.0 and not step.resolved
+    assert step.verifier_error and step.outcome == Outcome.ENV_ERROR
 
 
 @pytest.mark.container
@@ -268,8 +291,11 @@ def test_sandbox_lost_mid_episode_truncates_with_an_error_and_reset_recovers(eng
     env.reset(seed=0)
     engine.remove(env.unwrapped.episode.sandbox.container_id)  # killed from outside
     obs, reward, terminated, truncated, info = env.step(act(("bash", {"command": "echo hi"})))
+    step = StepInfo.from_info(info)
     assert (reward, terminated, truncated) == (0.0, False, True)
-    assert "sandbox was lost" in info["error"] and "sandbox was lost" in obs
+    assert "sandbox was lost" in step.error and "sandbox was lost" in obs
+    # The engine answers: the lost sandbox is the episode's own (scored), not the environment's.
+    assert step.ending == "sandbox_lost" and step.outcome == Outcome.FAILURE and step.verification is None
     obs, info = env.reset(seed=0)
     obs, *_ = env.step(act(("bash", {"command": "echo back"})))
     assert "back" in obs
@@ -313,3 +339,62 @@ def test_an_unprivileged_agent_user_solves_a_task_set_up_and_graded_as_root(kind
     finally:
         env.close()
     assert (reward, terminated, truncated) == (1.0, True, False), obs
+
+
+@pytest.mark.container
+def test_todo_list_is_kept_by_the_env_not_the_sandbox(docker_engine):
+    env = gym.make("rock/Terminal-v0", backend="docker")
+    try:
+        prefix = [act(("bash", {"command": "echo one"})), act(("todo", {"items": ["look", "act"]}))]
+        obs, info = env.reset(seed=0, options={"prefix": prefix})
+        reset = ResetInfo.from_info(info)
+        # every replayed turn's observation, not only the last one (which reset returns)
+        assert [p.observation for p in reset.prefix] == ["[1] bash (exit 0)\none\n", obs]
+        assert obs == "[1] todo (exit 0)\nTodo list (2 items):\n1. look\n2. act"
+        assert [p.info.todo for p in reset.prefix] == [None, ("look", "act")] and reset.turn == 2
+        docker_engine.remove(env.unwrapped.episode.sandbox.container_id)  # the sandbox is gone: todo does not care
+        obs, reward, terminated, truncated, info = env.step(act(("todo", {"items": ["look", "act", "check"]})))
+        assert not (terminated or truncated) and "3. check" in obs
+        assert StepInfo.from_info(info).todo == ("look", "act", "check")
+        obs, *_, info = env.step(act(("todo", {"items": ["x" * 201]})))
+        step = StepInfo.from_info(info)
+        assert "over the limit of 200: shorten it" in step.format_error and step.todo == ("look", "act", "check")
+        *_, truncated, info = env.step(act(("bash", {"command": "true"})))
+        assert truncated and StepInfo.from_info(info).todo == ("look", "act", "check")
+    finally:
+        env.close()
+
+
+class WordTask:
+    """A kind of task the env has never heard of: a plain class with the `TaskKind` members, no edit of the env."""
+
+    task_id, image, workdir, env, verifier_timeout = "word-1", DEFAULT_IMAGE, "/work", {"WORD": "granite"}, 10.0
+
+    def prompt(self) -> str:
+        return "Write the word in $WORD to /work/word.txt."
+
+    def prepare_image(self, base: object) -> None:
+        pass
+
+    def setup(self, sandbox) -> str:  # type: ignore[no-untyped-def]
+        sandbox.as_root().run("mkdir -p /work")
+        return "HEAD"
+
+    def verify(self, sandbox, base_commit: str) -> Verdict:  # type: ignore[no-untyped-def]
+        word = sandbox.as_root().run("cat /work/word.txt").output.strip()
+        return Verdict(word == "granite", {"word.txt": word})
+
+
+@pytest.mark.container
+def test_a_new_task_kind_is_a_new_class(docker_engine):
+    env = RockEnv(tasks=[WordTask()], backend="docker")
+    try:
+        obs, info = env.reset(seed=0)
+        assert ResetInfo.from_info(info).task_id == "word-1" and obs.startswith("Write the word in $WORD")
+        obs, *_ = env.step(act(("bash", {"command": "echo $WORD > word.txt; pwd"})))
+        assert obs == "[1] bash (exit 0)\n/work\n"
+        obs, reward, terminated, truncated, info = env.step(act(("submit", {})))
+    finally:
+        env.close()
+    step = StepInfo.from_info(info)
+    assert (reward, terminated) == (1.0, True) and step.verification.tests == {"word.txt": "granite"}

@@ -16,7 +16,8 @@ import pytest
 from gymnasium.spaces import Text, Tuple
 
 import rock_gym  # noqa: F401 - registers the rock/* ids
-from rock_gym.envs.vector import RockVectorEnv
+from rock_gym.envs.record import ResetInfo, StepInfo
+from rock_gym.envs.vector import RockVectorEnv, env_info
 from rock_gym.tasks import builtin_swe_tasks, terminal_tasks
 from rock_gym.tools import ToolCall, get_format
 
@@ -51,7 +52,8 @@ def test_make_vec_steps_concurrently_and_close_removes_containers(backend: str) 
         observations, infos = envs.reset(seed=5)
         assert isinstance(observations, tuple) and observations in envs.observation_space
         assert envs.np_random_seed == (5, 6, 7)
-        assert infos["_task_id"].all() and len(containers_of(backend, os.getpid())) == 3
+        assert all(ResetInfo.from_info(env_info(infos, i)).task_id for i in range(3))
+        assert len(containers_of(backend, os.getpid())) == 3
 
         command = "echo started $(date +%s.%N); sleep 1; echo slept $(date +%s.%N)"
         observations, rewards, terminated, truncated, infos = envs.step([bash(command)] * 3)
@@ -61,7 +63,7 @@ def test_make_vec_steps_concurrently_and_close_removes_containers(backend: str) 
         # Side by side: every env's command started before any of them ended (sandboxes share the host's clock).
         assert max(start for start, _ in spans) < min(end for _, end in spans), spans
         assert rewards.tolist() == [0.0] * 3 and not terminated.any() and not truncated.any()
-        assert infos["turn"].tolist() == [1, 1, 1]
+        assert [StepInfo.from_info(env_info(infos, i)).turn for i in range(3)] == [1, 1, 1]
     finally:
         envs.close()
         envs.close()
@@ -80,21 +82,26 @@ def test_next_step_autoreset_after_expert_solutions(backend: str) -> None:
     envs = gym.make_vec("rock/SWE-v0", num_envs=3, tasks=list(tasks.values()), backend=backend)
     try:
         _, infos = envs.reset(seed=0)
-        plans = [[render(turn) for turn in tasks[task_id].expert_turns] for task_id in infos["task_id"]]
+        task_ids = [ResetInfo.from_info(env_info(infos, i)).task_id for i in range(3)]
+        plans = [[render(turn) for turn in tasks[task_id].expert_turns] for task_id in task_ids]
         ended_at: list[int | None] = [None] * 3
         resets_seen = set()
         for step in range(max(len(plan) for plan in plans) + 1):
             actions = [plan.pop(0) if plan else NOOP for plan in plans]
             observations, rewards, terminated, truncated, infos = envs.step(actions)
             for i in range(3):
+                info = env_info(infos, i)
                 if ended_at[i] is None and terminated[i]:
                     ended_at[i] = step
-                    assert rewards[i] == 1.0 and infos["verification"]["resolved"][i]
+                    assert rewards[i] == 1.0 and StepInfo.from_info(info).resolved
                 elif ended_at[i] == step - 1:  # the step after the ending: a reset, its action ignored
                     assert observations[i].startswith("Fix the following issue")
                     assert rewards[i] == 0.0 and not terminated[i] and not truncated[i]
-                    assert infos["turn"][i] == 0 and infos["_messages"][i]  # a reset's info
+                    reset = ResetInfo.from_info(info)
+                    assert reset.turn == 0 and reset.messages and "tool_calls" not in info  # a reset's info
                     resets_seen.add(i)
+                else:
+                    assert "tools" not in info  # a step's info
         assert resets_seen == {0, 1, 2}
     finally:
         envs.close()
@@ -107,16 +114,19 @@ def test_same_step_autoreset_returns_final_observation(backend: str) -> None:
     try:
         assert envs.metadata["autoreset_mode"] is gym.vector.AutoresetMode.SAME_STEP
         _, infos = envs.reset(seed=3)
-        plans = [[render(turn) for turn in by_id[task_id].expert_turns] for task_id in infos["task_id"]]
+        task_ids = [ResetInfo.from_info(env_info(infos, i)).task_id for i in range(2)]
+        plans = [[render(turn) for turn in by_id[task_id].expert_turns] for task_id in task_ids]
         ended = np.zeros(2, dtype=bool)
         while not ended.all():
             actions = [plan.pop(0) if plan else NOOP for plan in plans]
             observations, rewards, terminated, _, infos = envs.step(actions)
             for i in np.flatnonzero(terminated & ~ended):
+                info = env_info(infos, i)
                 assert rewards[i] == 1.0
-                assert "submitted" in infos["final_obs"][i] and infos["_final_obs"][i]
-                assert infos["final_info"]["ending"][i] == "submitted"
-                assert observations[i].endswith("call `submit`.") and infos["turn"][i] == 0
+                assert "submitted" in info["final_obs"]  # gymnasium's own key, beside the typed info
+                final = StepInfo.from_info(info["final_info"])
+                assert final.ending == "submitted" and final.outcome == "success"
+                assert observations[i].endswith("call `submit`.") and ResetInfo.from_info(info).turn == 0
             ended |= terminated
     finally:
         envs.close()

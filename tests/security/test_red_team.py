@@ -18,6 +18,7 @@ import pytest
 from redteam import GVISOR, answers_quickly, held_or_lost, host_processes
 
 import rock_gym  # noqa: F401 - registers the rock/* ids
+from rock_gym.envs.record import Ending, Outcome, StepInfo
 from rock_gym.sandbox import Sandbox, SandboxConfig
 from rock_gym.sandbox.engines import wait_until
 from rock_gym.sandbox.session import CommandResult
@@ -129,7 +130,8 @@ def test_background_processes_do_not_survive_reset_or_close(backend, sibling):
         for ending in ("reset", "close"):
             env.reset(seed=0)
             *_, info = env.step(get_format("hermes").render([ToolCall("bash", {"command": c}) for c in survivors]))
-            assert all(r["exit_code"] == 0 for r in info["tool_results"]), info["tool_results"]
+            results = StepInfo.from_info(info).tool_results
+            assert all(r.exit_code == 0 for r in results), results
             sandbox = env.unwrapped.episode.sandbox
             if GVISOR:  # they live in gVisor's kernel: seen from inside; on the host, the sandbox's runsc processes
                 count = f"ps -eo args= | grep -c '^{marker}'"
@@ -285,8 +287,10 @@ def test_env_keeps_working_or_ends_clearly_after_hostile_turns(backend, sibling)
         for number, attack in enumerate(attacks):
             obs, reward, terminated, truncated, info = env.step(bash(attack))
             answers_quickly(sibling)
-            if truncated:  # the episode may end, and then says why
-                assert "sandbox was lost" in info["error"] and "sandbox was lost" in obs
+            if truncated:  # the episode may end, and then says why: the agent's own doing, scored as a failure
+                step = StepInfo.from_info(info)
+                assert "sandbox was lost" in step.error and "sandbox was lost" in obs
+                assert step.ending == Ending.SANDBOX_LOST and step.outcome == Outcome.FAILURE
                 endings.append(number)
                 env.reset(seed=0)
         obs, *_ = env.step(bash("echo still here"))

@@ -11,6 +11,7 @@ import gymnasium as gym
 import pytest
 
 import rock_gym  # noqa: F401 - registers the rock/* ids
+from rock_gym.envs.record import Outcome, StepInfo
 from rock_gym.tasks import builtin_swe_tasks, terminal_tasks
 from rock_gym.tasks import verify as grading
 from rock_gym.tools import ToolCall, get_format
@@ -164,16 +165,18 @@ def test_trick_gets_no_reward(env, trick):
     commands, fools_own_sandbox = TRICKS[trick]
     env.reset(seed=0)
     *_, info = env.step(bash(*commands))
-    assert all(r["exit_code"] == 0 for r in info["tool_results"]), info["tool_results"]
+    results = StepInfo.from_info(info).tool_results
+    assert all(r.exit_code == 0 for r in results), results
     if fools_own_sandbox:
         episode = env.unwrapped.episode
         shown = grading.grade_swe(episode.sandbox, TASK, base=episode.base_commit)
         assert shown.resolved, f"the trick does not even fool grading in the agent's sandbox: {shown.statuses}"
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert terminated and reward == 0.0, info.get("verification")
-    assert info["verification"]["resolved"] is False
-    if "verifier_error" not in info:  # the tests ran, and the task's own failing tests failed
-        statuses = info["verification"]["tests"]
+    step = StepInfo.from_info(info)
+    assert terminated and reward == 0.0, step.verification
+    assert not step.resolved and step.outcome != Outcome.SUCCESS
+    if step.verifier_error is None:  # the tests ran, and the task's own failing tests failed
+        statuses = step.verification.tests
         assert any(statuses.get(test_id) != "PASSED" for test_id in TASK.FAIL_TO_PASS), statuses
 
 
@@ -183,7 +186,8 @@ def test_honest_fix_still_gets_full_reward(env):
         obs, reward, terminated, truncated, info = env.step(
             get_format("hermes").render([ToolCall(c.name, c.arguments) for c in turn])
         )
-    assert (reward, terminated) == (1.0, True) and "verifier_error" not in info
+    step = StepInfo.from_info(info)
+    assert (reward, terminated) == (1.0, True) and step.verifier_error is None and step.outcome == Outcome.SUCCESS
 
 
 def test_honest_fix_with_a_new_file_and_a_binary_file_gets_full_reward(env):
@@ -200,9 +204,10 @@ def test_honest_fix_with_a_new_file_and_a_binary_file_gets_full_reward(env):
         "EOF"
     )
     *_, info = env.step(bash(fix))
-    assert info["tool_results"][0]["exit_code"] == 0, info["tool_results"]
+    results = StepInfo.from_info(info).tool_results
+    assert results[0].exit_code == 0, results
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert (reward, terminated) == (1.0, True), info.get("verification")
+    assert (reward, terminated) == (1.0, True), StepInfo.from_info(info).verification
 
 
 def submit() -> str:
@@ -213,7 +218,7 @@ def test_a_removed_git_history_is_a_flagged_verifier_error(env):
     env.reset(seed=0)
     env.step(bash("rm -rf /testbed/.git"))
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert reward == 0.0 and "could not take the agent's change" in info["verifier_error"]
+    assert reward == 0.0 and "could not take the agent's change" in StepInfo.from_info(info).verifier_error
 
 
 def test_an_oversized_change_is_a_flagged_verifier_error(env, monkeypatch):
@@ -221,7 +226,7 @@ def test_an_oversized_change_is_a_flagged_verifier_error(env, monkeypatch):
     env.reset(seed=0)
     env.step(bash("head -c 200000 /dev/urandom > /testbed/numtools/blob.bin"))
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert reward == 0.0 and "over the limit" in info["verifier_error"]
+    assert reward == 0.0 and "over the limit" in StepInfo.from_info(info).verifier_error
 
 
 def test_a_diff_that_does_not_apply_is_a_verify_error():
@@ -243,6 +248,6 @@ def test_harbor_reward_file_written_by_the_agent_is_cleared():
         env.reset(seed=0)
         env.step(bash(f"mkdir -p {grading.REWARD_DIR} && echo 1 > {grading.REWARD_DIR}/reward.txt", "export X=1"))
         obs, reward, terminated, truncated, info = env.step(submit())
-        assert terminated and reward == 0.0, info.get("verification")
+        assert terminated and reward == 0.0, StepInfo.from_info(info).verification
     finally:
         env.close()

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from rock_gym.tools import TOOLS, FormatError, ToolCall, tool_schemas, validate_call
-from rock_gym.tools.registry import MAX_ARGUMENT_BYTES, SCHEMA_KEYS, BashArguments, EditorArguments, SubmitArguments
+from rock_gym.tools import TOOLS, FormatError, ToolCall, render_todo, tool_schemas, validate_call
+from rock_gym.tools.registry import (
+    MAX_ARGUMENT_BYTES,
+    MAX_TODO_ITEM_LENGTH,
+    MAX_TODO_ITEMS,
+    SCHEMA_KEYS,
+    BashArguments,
+    EditorArguments,
+    SubmitArguments,
+    TodoArguments,
+)
 
 
 def _keys(node):
@@ -24,7 +33,7 @@ def _keys(node):
 
 def test_schemas_are_openai_functions_in_the_openai_subset():
     schemas = tool_schemas()
-    assert [schema["function"]["name"] for schema in schemas] == ["bash", "str_replace_editor", "submit"]
+    assert [schema["function"]["name"] for schema in schemas] == ["bash", "str_replace_editor", "submit", "todo"]
     for schema in schemas:
         assert schema["type"] == "function"
         assert set(schema["function"]) == {"name", "description", "parameters"}
@@ -35,7 +44,7 @@ def test_schemas_are_openai_functions_in_the_openai_subset():
 
 
 def test_schema_types_are_plain_after_cleaning():
-    bash, editor, submit = (schema["function"]["parameters"] for schema in tool_schemas())
+    bash, editor, submit, todo = (schema["function"]["parameters"] for schema in tool_schemas())
     assert bash["required"] == ["command"]
     assert bash["properties"]["timeout"]["type"] == "number"
     assert editor["required"] == ["command", "path"]
@@ -46,6 +55,7 @@ def test_schema_types_are_plain_after_cleaning():
         "description": editor["properties"]["view_range"]["description"],
     }
     assert "required" not in submit and submit["properties"]["answer"]["type"] == "string"
+    assert todo["required"] == ["items"] and todo["properties"]["items"]["items"] == {"type": "string"}
 
 
 def test_tool_schemas_by_name_and_unknown_name():
@@ -77,7 +87,7 @@ def test_valid_calls_give_typed_arguments(call, expected):
 @pytest.mark.parametrize(
     ("call", "problem"),
     [
-        (ToolCall("rm", {}), "unknown tool 'rm': available tools are bash, str_replace_editor, submit"),
+        (ToolCall("rm", {}), "unknown tool 'rm': available tools are bash, str_replace_editor, submit, todo"),
         (ToolCall("bash", {}), "invalid call of bash: missing required argument 'command'"),
         (ToolCall("bash", {"command": 3}), "argument 'command': Input should be a valid string"),
         (ToolCall("bash", {"command": "ls", "timeout": "soon"}), "argument 'timeout'"),
@@ -89,6 +99,12 @@ def test_valid_calls_give_typed_arguments(call, expected):
         (ToolCall("str_replace_editor", {"command": "insert", "path": "/a"}), "needs insert_line and new_str"),
         (ToolCall("str_replace_editor", {"command": "view", "path": "/a", "view_range": [1]}), "'view_range'"),
         (ToolCall("str_replace_editor", {"command": "view", "path": "/a", "view_range": "1-5"}), "'view_range'"),
+        (ToolCall("todo", {}), "invalid call of todo: missing required argument 'items'"),
+        (ToolCall("todo", {"items": "fix it"}), "argument 'items': Input should be a valid list"),
+        (ToolCall("todo", {"items": ["x"] * (MAX_TODO_ITEMS + 1)}), "51 items, over the limit of 50: merge or drop"),
+        (ToolCall("todo", {"items": ["ok", "y" * 201]}), "item 2 has 201 characters, over the limit of 200: shorten"),
+        (ToolCall("todo", {"items": ["ok", " "]}), "item 2 is empty: drop it"),
+        (ToolCall("todo", {"items": ["ok"], "done": [1]}), "unknown argument 'done'"),
     ],
 )
 def test_invalid_calls_name_the_tool_the_problem_and_the_expected_arguments(call, problem):
@@ -97,6 +113,15 @@ def test_invalid_calls_name_the_tool_the_problem_and_the_expected_arguments(call
     assert problem in caught.value.message
     if call.name in TOOLS:
         assert f"Expected arguments: {TOOLS[call.name].expected()}" in caught.value.message
+
+
+def test_todo_items_are_kept_stripped_and_rendered():
+    items = ["  read the issue ", "x" * MAX_TODO_ITEM_LENGTH] + ["more"] * (MAX_TODO_ITEMS - 2)
+    arguments = validate_call(ToolCall("todo", {"items": items}))
+    assert isinstance(arguments, TodoArguments) and arguments.items[0] == "read the issue"
+    assert len(arguments.items) == MAX_TODO_ITEMS and validate_call(ToolCall("todo", {"items": []})).items == []
+    assert render_todo(["a"]) == "Todo list (1 item):\n1. a"
+    assert TOOLS["todo"].expected() == "items (array of string, required)"
 
 
 def test_expected_arguments_read_well():
