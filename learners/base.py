@@ -45,6 +45,16 @@ class LearnerConfig:
     seed: int = 0
     """Seed of the learner's sampling and of the environment resets."""
 
+    @property
+    def env_id(self) -> str:
+        """``env.env_id``, as configs before `EnvConfig` had it."""
+        return self.env.env_id
+
+    @property
+    def backend(self) -> str:
+        """``env.backend``, as configs before `EnvConfig` had it."""
+        return self.env.backend
+
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Self:
         """The config with these fields set; an unknown name is an error listing the known ones.

@@ -202,7 +202,7 @@ class ReinforceLearner(Learner):
         target.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(target)
         self.policy.tokenizer.save_pretrained(target)
-        fields = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        fields = dataclasses.asdict(self.config)
         state = {"config": fields, "updates": self.updates_done}
         (target / "reinforce_config.json").write_text(json.dumps(state, indent=2, default=str))
 

@@ -198,7 +198,7 @@ class SFTLearner(Learner):
         target.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
-        fields = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        fields = dataclasses.asdict(self.config)
         state = {"config": fields, "updates": self.updates_done}
         (target / "sft_config.json").write_text(json.dumps(state, indent=2, default=str))
 

@@ -72,7 +72,7 @@ def test_trains_a_few_updates_in_real_containers(pm: PluginManager, backend: str
         assert 0.0 <= m["mean_reward"] <= 1.0
         assert m["p/submit"] + m["p/look"] + m["p/solve"] == pytest.approx(1.0)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["updates"] == 3 and state["config"]["backend"] == backend and len(state["logits"]) == 3
+    assert state["updates"] == 3 and state["config"]["env"]["backend"] == backend and len(state["logits"]) == 3
 
 
 @pytest.mark.container

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import rock_gym
 from learners.base import Learner, LearnerConfig
+from rock_gym.envs.record import ResetInfo
 from rock_gym.tasks import Task, TerminalTask
 from rock_gym.tools import ToolCall
 
@@ -101,7 +102,8 @@ class PlainReinforce(Learner):
         return [self._update() for _ in range(updates)]
 
     def save(self, path: str | Path) -> None:
-        config = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config) if f.name != "tasks"}
+        config = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "tasks"}
+        config["env"].pop("tasks", None)  # task objects are not JSON; the env's own are named by env_id
         state = {"config": config, "logits": self.logits.tolist(), "updates": self.updates_done}
         Path(path).write_text(json.dumps(state, indent=2))
 
@@ -136,7 +138,7 @@ class PlainReinforce(Learner):
         """Play one episode with a sampled candidate; its index and total reward."""
         env = self._env()
         _, info = env.reset(seed=int(self.rng.integers(2**31)))
-        task = env.unwrapped.by_id[info["task_id"]]  # type: ignore[attr-defined]
+        task = env.unwrapped.by_id[ResetInfo.from_info(info).task_id]  # type: ignore[attr-defined]
         arm = int(self.rng.choice(len(probs), p=probs))
         action = self.render(CANDIDATES[self.config.candidates[arm]](task))
         total, done = 0.0, False
