@@ -155,8 +155,14 @@ class SWETask(BaseModel):
         return grading.setup_swe(sandbox.as_root(), self)  # type: ignore[arg-type]
 
     def verify(self, sandbox: Sandbox, base_commit: str) -> Verdict:
-        """Only the agent's change crosses to a fresh sandbox, where the hidden tests run (`grade_in_fresh_sandbox`)."""
-        grade = grading.grade_in_fresh_sandbox(sandbox, self, base_commit)
+        """Only the agent's change crosses to a fresh sandbox, where the hidden tests run (`grade_in_fresh_sandbox`).
+
+        Work the agent made ungradable (its repository removed, a change over the size limit) is unresolved.
+        """
+        try:
+            grade = grading.grade_in_fresh_sandbox(sandbox, self, base_commit)
+        except grading.UngradableWork as exc:
+            return Verdict(False, {"agent_change": f"ungradable: {exc}"})
         return Verdict(grade.resolved, grade.statuses)
 
 

@@ -46,6 +46,12 @@ class VerifyError(RuntimeError):
     """The task could not be placed or its checker did not report a reward."""
 
 
+class UngradableWork(VerifyError):
+    """The agent's own work cannot be graded: it removed the repository or its base commit, or its change is over
+    the size limit. The agent did this, so the task grades it unresolved; it is no verifier failure (an env error
+    would be dropped, and destroying one's work would become a free way out of a failing episode)."""
+
+
 def setup_terminal(sandbox: Sandbox, task: TerminalTask) -> None:
     """Place the task's files (not its tests) and create its workdir."""
     sandbox.run(f"mkdir -p {shlex.quote(task.workdir)}")
@@ -290,7 +296,7 @@ def agent_diff(sandbox: Sandbox, task: SWETask, base: str) -> bytes:
     """Everything the agent changed in workdir since `base`, as a binary git diff (commits and new files included).
 
     Raises:
-        VerifyError: git could not diff (the agent removed `.git` or `base`), or the diff is over `MAX_DIFF_BYTES`.
+        UngradableWork: git could not diff (the agent removed `.git` or `base`), or the diff is over `MAX_DIFF_BYTES`.
     """
     result = sandbox.run(
         f"cd {shlex.quote(task.workdir)} && git add -A >/dev/null 2>&1; git diff --cached --binary --no-renames "
@@ -298,9 +304,9 @@ def agent_diff(sandbox: Sandbox, task: SWETask, base: str) -> bytes:
     )
     size = result.output.strip().splitlines()[-1] if result.output.strip() else ""
     if not result.ok or not size.isdigit():
-        raise VerifyError(f"could not take the agent's change as a diff against {base}: {result.output[-1000:]}")
+        raise UngradableWork(f"could not take the agent's change as a diff against {base}: {result.output[-1000:]}")
     if int(size) > MAX_DIFF_BYTES:
-        raise VerifyError(f"the agent's change is {size} bytes, over the limit of {MAX_DIFF_BYTES}")
+        raise UngradableWork(f"the agent's change is {size} bytes, over the limit of {MAX_DIFF_BYTES}")
     return sandbox.read_file(AGENT_DIFF, binary=True) if int(size) else b""  # type: ignore[return-value]
 
 

@@ -214,19 +214,26 @@ def submit() -> str:
     return get_format("hermes").render([ToolCall("submit", {})])
 
 
-def test_a_removed_git_history_is_a_flagged_verifier_error(env):
+def test_a_removed_git_history_is_the_agents_failure_not_a_dropped_episode(env):
     env.reset(seed=0)
     env.step(bash("rm -rf /testbed/.git"))
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert reward == 0.0 and "could not take the agent's change" in StepInfo.from_info(info).verifier_error
+    step = StepInfo.from_info(info)
+    assert reward == 0.0 and step.verifier_error is None and step.outcome == Outcome.FAILURE
+    assert "could not take the agent's change" in step.verification.tests["agent_change"]
 
 
-def test_an_oversized_change_is_a_flagged_verifier_error(env, monkeypatch):
+def test_an_oversized_change_is_the_agents_failure(env, monkeypatch):
     monkeypatch.setattr(grading, "MAX_DIFF_BYTES", 100_000)
     env.reset(seed=0)
     env.step(bash("head -c 200000 /dev/urandom > /testbed/numtools/blob.bin"))
     obs, reward, terminated, truncated, info = env.step(submit())
-    assert reward == 0.0 and "over the limit" in StepInfo.from_info(info).verifier_error
+    step = StepInfo.from_info(info)
+    assert (
+        reward == 0.0
+        and step.outcome == Outcome.FAILURE
+        and "over the limit" in step.verification.tests["agent_change"]
+    )
 
 
 def test_a_diff_that_does_not_apply_is_a_verify_error():
