@@ -61,13 +61,21 @@ def pyplot() -> Any:
     return plt
 
 
-def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: str, title: str) -> Path:
-    """Print the figures as JSON, save them to results/NAME.json, and draw `bars` to results/NAME.png."""
-    RESULTS.mkdir(exist_ok=True)
+def write(
+    name: str,
+    figures: dict[str, Any],
+    bars: dict[str, float],
+    ylabel: str,
+    title: str,
+    directory: Path = RESULTS,
+) -> Path:
+    """Print the figures as JSON, save them to DIRECTORY/NAME.json (results/ by default), and draw `bars` to
+    DIRECTORY/NAME.png."""
+    directory.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "machine": machine(), "figures": figures}
     text = json.dumps(record, indent=2)
     print(text)
-    path = RESULTS / f"{name}.json"
+    path = directory / f"{name}.json"
     path.write_text(text + "\n")
     plt = pyplot()
     if plt is None:
@@ -81,7 +89,7 @@ def write(name: str, figures: dict[str, Any], bars: dict[str, float], ylabel: st
         ax.annotate(f"{value:.3g}", (i, value), ha="center", va="bottom", fontsize=8)
     plt.xticks(rotation=20, ha="right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    fig.savefig(directory / f"{name}.png", dpi=120)
     plt.close(fig)
     return path
 

@@ -95,6 +95,7 @@ def collect(
     on_trajectory: Callable[[Trajectory], None] | None = None,
     max_env_exceptions: int = 3,
     tokenizer: Any = None,
+    batch_window: float = 0.0,
 ) -> list[Trajectory]:
     """Play episodes with ``policy`` and return their trajectories in the order of their starts.
 
@@ -115,6 +116,8 @@ def collect(
         max_env_exceptions: envs raising (each marks its episode an env error) before the exception propagates.
         tokenizer: record a text-only policy's turns as tokens of this tokenizer (its chat template): an expert's
             trajectories for a model to imitate. A token policy's own tokenizer is always used.
+        batch_window: once one env is ready, wait up to this many seconds for others to join the same policy call
+            (where each call has a fixed cost, as HF ``generate``'s decode loop does); 0: call at once.
 
     Raises:
         ValueError: the policy declares a tool format other than the env's (before any sandbox starts).
@@ -122,19 +125,24 @@ def collect(
     plan = _starts(episodes, starts, task_ids)
     if not plan:
         return []
-    config = EnvConfig.coerce(env) if isinstance(env, (EnvConfig, str)) else None
-    check_tool_format(config.tool_format if config else _unwrapped(env[0]).tool_format, policy)  # type: ignore[index]
-    envs = [config.make() for _ in range(min(config.num_envs, len(plan)))] if config else list(env)  # type: ignore[arg-type]
+    owned = isinstance(env, (EnvConfig, str))
+    if isinstance(env, (EnvConfig, str)):
+        config = EnvConfig.coerce(env)
+        check_tool_format(config.tool_format, policy)
+        envs = [config.make() for _ in range(min(config.num_envs, len(plan)))]
+    else:
+        envs = list(env)
+        check_tool_format(_unwrapped(envs[0]).tool_format, policy)
     try:
         collector = Collector(envs, policy, harness or HarnessConfig(), Sampling(temperature, seed), barrier, tokenizer)
         collector.stats = stats or RolloutStats()
         collector.on_trajectory = on_trajectory
         collector.resample, collector.max_env_exceptions = resample, max_env_exceptions
+        collector.batch_window = batch_window
         return collector.run(plan, seed)
     finally:
-        if config is not None:
-            for e in envs:
-                e.close()
+        for made in envs if owned else []:
+            made.close()
 
 
 def check_tool_format(env_format: str, policy: Any) -> None:
@@ -205,6 +213,7 @@ class Collector:
         self.stats = RolloutStats()
         self.on_trajectory: Callable[[Trajectory], None] | None = None
         self.resample, self.max_env_exceptions = 0, 3
+        self.batch_window = 0.0
         self.calls = 0
 
     def run(self, plan: list[StartState], seed: int | None) -> list[Trajectory]:
@@ -225,7 +234,9 @@ class Collector:
                     if not in_flight:
                         break
                     mode = cf.ALL_COMPLETED if self.barrier else cf.FIRST_COMPLETED
-                    done, _ = cf.wait(list(in_flight), return_when=mode)
+                    done, pending = cf.wait(list(in_flight), return_when=mode)
+                    if pending and self.batch_window > 0:  # let envs about to finish join this policy call
+                        done |= cf.wait(pending, timeout=self.batch_window)[0]
                     for future in done:
                         self._settle(in_flight.pop(future), future.result())
                     self._act(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from learners.policies.base import Conversation, Tools, Turn, prompt_ids, require
+from rock_gym.agent.harness import Completion
 
 #: Top-k logprobs asked per token besides the sampled one; the sampled token's is always returned.
 TOP_LOGPROBS = 1
@@ -82,6 +83,16 @@ def to_turn(output: Any, prompt: Sequence[int] | None = None) -> Turn:
     )
 
 
+def to_completion(output: Any) -> Completion:
+    """A `Completion` (ids as sampled, µ, finish reason) from a vLLM ``RequestOutput``; the harness's token path.
+
+    vLLM reports ``"stop"`` when an end token stopped the row, and keeps that token in ``token_ids`` (unless
+    ``skip_special_tokens`` hides it from the text, which the ids never are).
+    """
+    turn = to_turn(output)
+    return Completion(turn.completion_ids, turn.logprobs, turn.finish_reason)
+
+
 def load_weights(model: Any, weights: list[tuple[str, Any]]) -> Any:
     """Run in each vLLM worker by ``LLM.apply_model``: copy the trainer's named tensors into the model."""
     return model.load_weights(weights=weights)
@@ -111,6 +122,8 @@ class VLLMPolicy:
             llm = vllm.LLM(model=str(path), **engine_kwargs)
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
+        self.eos_ids = {i for i in (getattr(self.tokenizer, "eos_token_id", None),) if i is not None}
+        self.tool_format: str | None = None
 
     def generate(
         self,
@@ -129,6 +142,21 @@ class VLLMPolicy:
         params = [self._sampling_params(max_new_tokens, temperature, seed, i) for i in range(len(prompts))]
         outputs = self.llm.generate(token_prompts(prompts), params, use_tqdm=False)
         return [to_turn(output, prompt) for output, prompt in zip(outputs, prompts, strict=True)]
+
+    def sample(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int = 512,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Completion]:
+        """Token ids in, token ids out (the rollout harness's path): row i is sampled with seed ``seed + i``."""
+        if not prompts:
+            return []
+        params = [self._sampling_params(max_new_tokens, temperature, seed, i) for i in range(len(prompts))]
+        outputs = self.llm.generate(token_prompts(prompts), params, use_tqdm=False)
+        return [to_completion(output) for output in outputs]
 
     def update_weights(self, weights: Any) -> None:
         """Load a trainer's weights (a model or a state dict with HF parameter names) into the engine."""

@@ -52,7 +52,11 @@ class ChatTemplate:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("the policy's tokenizer has no chat_template: set one (tokenizer.chat_template = ...)")
         self.tokenizer = tokenizer
+        # A fast tokenizer's Rust backend: no Python walk over the ids, and no "clean-up" of spaces on decode, which
+        # would break the text round trip the deltas rely on.
+        self.backend = getattr(tokenizer, "backend_tokenizer", None)
         self.tools = list(tools) if tools else None
+        self._encoded: dict[str, list[int]] = {}
         self.closing = self._closing()
         self.end_id, self.end_text = self._end_token()
 
@@ -64,16 +68,30 @@ class ChatTemplate:
 
     def encode(self, text: str) -> list[int]:
         """Ids of template text: special tokens written as text become their ids; no BOS or EOS is added."""
+        if self.backend is not None:
+            return self.backend.encode(text, add_special_tokens=False).ids
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ids, special tokens kept (the inverse of `encode` on a byte-level tokenizer)."""
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+        if self.backend is not None:
+            return self.backend.decode(list(ids), skip_special_tokens=False)
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def prompt(self, messages: Sequence[ChatMessage]) -> tuple[list[int], str]:
-        """A full render ready for the assistant, as ids and text: the request that opens a segment."""
+        """A full render ready for the assistant, as ids and text: the request that opens a segment.
+
+        The last few renders' ids are kept: a context policy's final count and the segment it opens tokenize the
+        same text.
+        """
         text = self.render(messages, generation_prompt=True)
-        return self.encode(text), text
+        ids = self._encoded.get(text)
+        if ids is None:
+            ids = self.encode(text)
+            self._encoded[text] = ids
+            while len(self._encoded) > 4:
+                self._encoded.pop(next(iter(self._encoded)))
+        return list(ids), text
 
     def content(self, completion_ids: Sequence[int], end_ids: frozenset[int] = frozenset()) -> str:
         """The assistant turn's text from its sampled ids, a final end token (the template's or in ``end_ids``)

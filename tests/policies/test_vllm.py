@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 
 from learners.policies import MissingDependency, make_policy
-from learners.policies.vllm import TOP_LOGPROBS, VLLMPolicy, load_weights, sampling_kwargs, to_turn, token_prompts
+from learners.policies.vllm import (
+    TOP_LOGPROBS,
+    VLLMPolicy,
+    load_weights,
+    sampling_kwargs,
+    to_completion,
+    to_turn,
+    token_prompts,
+)
+from rock_gym.agent.harness import Completion
 
 
 @dataclass
@@ -64,6 +73,12 @@ def test_a_request_output_becomes_a_turn_with_the_sampled_tokens_logprobs() -> N
     assert turn.completion_ids == [5, 6, 2]
     assert turn.logprobs == [-1.5, -0.25, -3.0]
     assert turn.finish_reason == "stop"
+
+
+def test_a_request_output_becomes_a_completion_for_the_harness() -> None:
+    completion = to_completion(output([5, 6, 2], [-1.5, -0.25, -3.0]))
+    assert completion == Completion([5, 6, 2], [-1.5, -0.25, -3.0], "stop")
+    assert to_completion(output([5], [-1.0], finish=None)).finish_reason == "length"
 
 
 def test_prompt_ids_fall_back_to_the_ones_sent_and_finish_defaults_to_length() -> None:
