@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
+if TYPE_CHECKING:  # gymnasium loads with the env, not with the config: the learner core imports without it
+    import gymnasium as gym
 
 
 @dataclass
@@ -54,12 +55,16 @@ class EnvConfig:
 
     def make(self) -> gym.Env:
         """One env."""
+        import gymnasium as gym
+
         import rock_gym.envs  # noqa: F401 - registers the rock/* ids
 
         return gym.make(self.env_id, **self.env_kwargs())
 
     def make_vec(self) -> gym.vector.VectorEnv:
         """`num_envs` envs stepped together (`RockVectorEnv`)."""
+        import gymnasium as gym
+
         import rock_gym.envs  # noqa: F401
 
         return gym.make_vec(self.env_id, num_envs=self.num_envs, **self.env_kwargs())

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from learners.policies.base import require
-
-torch = require("torch", "hf")
-checkpoint = require("torch.utils.checkpoint", "hf").checkpoint
+import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def trunk_and_head(model: Any) -> tuple[Any, Any]:

@@ -25,9 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from learners.policies.base import require
-
-torch = require("torch", "hf")
+import torch
 
 
 @dataclass(frozen=True)
