@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 #: A chat conversation: OpenAI-style messages, ``{"role": ..., "content": ...}``.
 Conversation = list[dict[str, Any]]
-#: OpenAI function schemas, as the envs give them in ``info["tools"]``.
+#: OpenAI function schemas, as the envs give them in ``ResetInfo.tools``.
 Tools = Sequence[Mapping[str, Any]]
 
 

@@ -1,7 +1,7 @@
 """`ExpertPolicy`: replays a task's reference solution (``task.expert_turns``), one tool-call turn per step.
 
 It needs to know which task each conversation belongs to and how far along it is: a rollout passes
-``task_ids=[info["task_id"], ...]`` to `generate`; the turn index defaults to the number of assistant messages
+``task_ids=[ResetInfo.task_id, ...]`` to `generate`; the turn index defaults to the number of assistant messages
 already in the conversation (pass ``turn_indices=`` to override). Past the last reference turn it calls ``submit``.
 
 Examples:

@@ -160,3 +160,36 @@ def test_replayed_prefix_chunks_come_first_with_the_expert_text_tokenized(tokeni
     assert replayed[0].logprobs == [] and [c.observation for c in replayed] == ["observation 0", "observation 1"]
     assert trajectory.request_ids(2) == policy.given[0]
     assert "observation 1" in template.decode(policy.given[0])
+
+
+def test_loop_warnings_and_reminders_are_appended_to_what_the_model_sees(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    config = HarnessConfig(max_new_tokens=24, loop_repeats=3, remind_every=2, nudge_at=1)
+    harness = EpisodeHarness(reset_info(), config, tokenizer, max_turns=5)
+    template = ChatTemplate(tokenizer, TOOLS)
+    same = StepInfo("t", 0, (ToolCallRecord("bash", {"command": "ls"}),), (ToolResult("bash", "a", exit_code=0),))
+    for turn in range(1, 5):
+        request = harness.request()
+        harness.take(Completion(template.encode("ls") + [template.end_id]))
+        step = StepInfo(same.task_id, turn, same.tool_calls, same.tool_results, todo=("fix the bug",))
+        assert not harness.observe("a", 0.0, False, False, step.to_info())
+        assert template.decode(harness.request().ids) == template.render(harness.request().messages, True)
+    chunks = harness.trajectory.chunks
+    assert chunks[0].sent_observation is None  # turn 1: nothing to add
+    assert chunks[1].sent_observation == "a\n\n[Reminder] Your task: Fix the bug.\nYour todo list:\n- fix the bug"
+    assert chunks[2].sent_observation.startswith("a\n\n[Loop warning] You made the same call 3 turns in a row")
+    assert chunks[3].sent_observation.endswith("[Reminder] 1 turn left: finish your work and submit.")
+    stats = harness.trajectory.stats
+    assert stats.loops >= 1 and stats.reminders >= 2 and request is not None
+
+
+def test_a_loop_can_end_the_episode_as_a_failure(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    harness = EpisodeHarness(reset_info(), HarnessConfig(loop_repeats=2, end_on_loop=True), tokenizer)
+    template = ChatTemplate(tokenizer, TOOLS)
+    step = StepInfo("t", 1, (ToolCallRecord("bash", {"command": "ls"}),), (ToolResult("bash", "a", exit_code=1),))
+    done = False
+    for _ in range(3):
+        if harness.request() is None:
+            break
+        harness.take(Completion(template.encode("ls") + [template.end_id]))
+        done = harness.observe("a", 0.0, False, False, step.to_info())
+    assert done and harness.trajectory.ending == Ending.LOOP and harness.trajectory.outcome == Outcome.FAILURE
