@@ -73,7 +73,7 @@ def test_a_plugin_may_implement_only_some_hooks(pm: PluginManager) -> None:
 
     pm.register(OnlyPolicies(), name="only-policies")
     assert pm.policies.get("scripted").plugin == "only-policies"
-    assert [e.plugin for e in pm.learners] == [BUILTIN, BUILTIN]
+    assert [e.plugin for e in pm.learners] == [BUILTIN] * 3  # sft, reinforce, ipa
 
 
 def test_registries_are_rebuilt_after_register_and_unregister(pm: PluginManager) -> None:
@@ -105,7 +105,7 @@ def test_an_unknown_rock_gym_hook_is_rejected(pm: PluginManager) -> None:
 
 def test_builtins_are_an_ordinary_plugin(pm: PluginManager) -> None:
     assert pm.get_plugin(BUILTIN) is not None
-    assert set(pm.learners.names()) == {"sft", "reinforce"}
+    assert set(pm.learners.names()) == {"sft", "reinforce", "ipa"}
     assert set(pm.task_sources.names()) == {"load", "builtin-swe", "terminal-families"}
     assert set(pm.tool_formats.names()) == {"hermes", "qwen3_coder", "openai"}
     assert set(pm.policies.names()) == {"hf", "vllm", "openai", "expert"}
@@ -295,12 +295,14 @@ def test_make_builds_a_registered_learner_from_its_config_fields(pm: PluginManag
         assert isinstance(learner, Count)
         assert learner.config == CountConfig(step=3, seed=7)
         assert learner.train(2) == [{"update": 1.0, "value": 3.0}, {"update": 2.0, "value": 6.0}]
-    with pytest.raises(TypeError, match="CountConfig has no field 'stride': known are env_id, backend, seed, step"):
+    with pytest.raises(
+        TypeError, match="CountConfig has no field 'stride': known are env, seed, step \(and EnvConfig's\)"
+    ):
         learners.make("count", plugin_manager=pm, stride=2)
 
 
 def test_make_unknown_name_lists_the_known_ones(pm: PluginManager) -> None:
-    with pytest.raises(UnknownNameError, match="unknown learner 'nope': known are reinforce, sft"):
+    with pytest.raises(UnknownNameError, match="unknown learner 'nope': known are ipa, reinforce, sft"):
         learners.make("nope", plugin_manager=pm)
     with pytest.raises(LookupError, match="rock-gym plugins"):
         learners.make("nope", plugin_manager=pm)
