@@ -48,15 +48,21 @@ def taken_logprobs(
     ids = torch.tensor([list(r) + [pad_id] * (width - len(r)) for r in rows], device=device)
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
     trunk, head = trunk_and_head(model)
-    hidden = trunk(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = trunk(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
     row_index = torch.tensor([i for i, ps in enumerate(positions) for _ in ps], device=device, dtype=torch.long)
     at = torch.tensor([p for ps in positions for p in ps], device=device, dtype=torch.long)
     if at.numel() == 0:
         return hidden.sum() * 0.0 + torch.zeros(0, device=device)
     states = hidden[row_index, at - 1]  # the state before position p predicts token p
     targets = ids[row_index, at]
+    return head_logprobs(head, states, targets, temperature, chunk)
+
+
+def head_logprobs(head: Any, states: Any, targets: Any, temperature: float = 1.0, chunk: int = 1024) -> Any:
+    """log softmax(head(states) / temperature)[targets], ``chunk`` states at a time (each slice checkpointed when
+    gradients flow), in fp32 whatever the head's dtype."""
     pieces = [
-        _sliced(head, states[s : s + chunk], targets[s : s + chunk], temperature) for s in range(0, len(at), chunk)
+        _sliced(head, states[s : s + chunk], targets[s : s + chunk], temperature) for s in range(0, len(targets), chunk)
     ]
     return torch.cat(pieces)
 
