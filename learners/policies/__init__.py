@@ -1,7 +1,8 @@
 """Policies: a batch of chat conversations in, one assistant `Turn` (text, token ids, sampler logprobs) each out.
 
 ``make_policy("hf:PATH" | "vllm:PATH" | "openai:URL" | "expert")`` picks an engine. The engines with heavy
-dependencies (`HFPolicy`, `VLLMPolicy`, `OpenAIPolicy`) are imported only when first used.
+dependencies (`HFPolicy`, `VLLMPolicy`, `OpenAIPolicy`) and the `ExpertPolicy` (which needs the tasks, so the sandbox
+stack) are imported only when first used: the package imports with torch and transformers alone, as on a GPU machine.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from learners.policies.base import (
     make_policy,
     prompt_ids,
 )
-from learners.policies.expert import ExpertPolicy
-
 _LAZY = {class_name: module for module, class_name in ENGINES.values()}
 
 __all__ = [
