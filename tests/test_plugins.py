@@ -296,7 +296,7 @@ def test_make_builds_a_registered_learner_from_its_config_fields(pm: PluginManag
         assert learner.config == CountConfig(step=3, seed=7)
         assert learner.train(2) == [{"update": 1.0, "value": 3.0}, {"update": 2.0, "value": 6.0}]
     with pytest.raises(
-        TypeError, match="CountConfig has no field 'stride': known are env, seed, step \(and EnvConfig's\)"
+        TypeError, match=r"CountConfig has no field 'stride': known are env, seed, step \(and EnvConfig's\)"
     ):
         learners.make("count", plugin_manager=pm, stride=2)
 
