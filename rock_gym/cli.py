@@ -216,6 +216,12 @@ def eval_command(
 @click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False), help="Continue this run.")
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Set a config field (TOML value).")
 @click.option("--checkpoint-every", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="auto|HOST:PORT",
+    help="Train on this Ray cluster (learners with a distributed mode, e.g. ipa; workers via --set).",
+)
 def train_command(
     learner_name: str | None,
     env_id: str | None,
@@ -229,12 +235,15 @@ def train_command(
     resume_dir: str | None,
     overrides: tuple[str, ...],
     checkpoint_every: int,
+    ray_address: str | None,
 ) -> None:
     """Train a registered learner; the run's folder keeps its config, metrics (JSON lines), checkpoints and plots.
 
     \b
     rock-gym train --learner ipa --env rock/Terminal-v0 --policy hf:PATH --out runs/ipa1
     rock-gym train --learner ipa --config runs/ipa1/config.toml --resume runs/ipa1
+    rock-gym train --learner ipa --policy hf:PATH --out runs/ipa2 --ray-address auto \\
+        --set rollout_workers=8 --set learner_workers=2 --set 'rollout_resources=["node_a", "node_b"]'
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -242,7 +251,11 @@ def train_command(
 
     flags = {"env_id": env_id, "policy": policy, "tasks": tasks, "backend": backend, "num_envs": num_envs}
     settings = {k: v for k, v in flags.items() if v is not None} | _parse_overrides(overrides)
+    if ray_address is not None:
+        settings["ray_address"] = ray_address
     if resume_dir:
+        if ray_address is not None:  # the cluster's address may have changed since the run began
+            config_path = _with_ray_address(Path(config_path or Path(resume_dir) / "config.toml"), ray_address)
         run = _fail_clearly(lambda: Run.resume(resume_dir, config_path, checkpoint_every))
     else:
         if config_path:
@@ -250,6 +263,8 @@ def train_command(
             learner_name, settings = learner_name or name, from_file | settings
         if not learner_name or not out_dir:
             raise click.UsageError("give --learner and --out (or --resume DIR)")
+        if ray_address is not None:
+            _require_ray_field(learner_name)
         run = _fail_clearly(lambda: Run.start(learner_name, out_dir, settings, checkpoint_every))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -259,6 +274,35 @@ def train_command(
     finally:
         run.close()
     console.print(f"{run.updates_done} updates in {run.folder}: metrics.jsonl, checkpoints/, metrics.png")
+
+
+def _require_ray_field(learner_name: str) -> None:
+    """Refuse --ray-address for a learner whose config has no ``ray_address`` (no distributed mode)."""
+    import dataclasses
+
+    from rock_gym.plugins import get_plugin_manager
+
+    try:
+        config_class = getattr(get_plugin_manager().learners.load(learner_name), "config_class", None)
+    except Exception:  # noqa: BLE001 - an unknown learner is reported by Run.start, with the known names
+        return
+    if config_class is not None and "ray_address" not in {f.name for f in dataclasses.fields(config_class)}:
+        raise click.UsageError(f"--ray-address: learner {learner_name!r} has no distributed mode (ipa has)")
+
+
+def _with_ray_address(config: Path, ray_address: str) -> str:
+    """A copy of a run's config.toml with ``ray_address`` set, for a resume on another cluster address."""
+    import tempfile
+    import tomllib
+
+    import tomli_w
+
+    document = tomllib.loads(config.read_text())
+    document.setdefault("config", {})["ray_address"] = ray_address
+    document["none"] = [name for name in document.get("none", []) if name != "ray_address"]
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="rock-gym-resume-", delete=False) as out:
+        out.write(tomli_w.dumps(document))
+    return out.name
 
 
 def _parse_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:

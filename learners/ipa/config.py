@@ -52,9 +52,19 @@ class IPAConfig(LearnerConfig):
     epochs: int = 1
     """Optimizer passes over each update's batch (with more than one, ρ_c moves away from 1)."""
     micro_batch: int = 4
-    """Segments per forward pass."""
+    """Segments per forward pass; with ``pack_tokens`` > 0, packed rows per forward pass (and the segments in them)."""
     logprob_chunk: int = 1024
     """Positions projected through the output head at once (bounds the logits' memory)."""
+    pack_tokens: int = 4096
+    """Tokens per packed row: segments share rows up to this length (first-fit decreasing), each with its own
+    position ids and attention (`learners.ipa.packing`); a longer segment gets a row of its own. 0: one segment per
+    row, right-padded."""
+    bf16: bool | None = None
+    """Forward passes under bf16 autocast; weights, gradients and optimizer state stay fp32 (the master copy).
+    None: on CUDA only; True: on any device (bf16 on CPU is slow); False: never."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them: far less activation
+    memory for about a third more compute."""
     temperature: float = 1.0
     """Sampling temperature; π_old and π_θ are computed at the same temperature."""
     max_new_tokens: int = 128
@@ -70,3 +80,31 @@ class IPAConfig(LearnerConfig):
     """Where the model trains and samples."""
     output_dir: str | None = None
     """Where `save()` writes when called without a path."""
+
+    # -- distributed mode (`learners.distributed`): Ray actors for rollouts, generation and DDP training ------------
+
+    ray_address: str | None = None
+    """The Ray cluster to run on: "auto", "HOST:PORT", or None (one local Ray instance when workers are asked for,
+    else everything in this process, as without Ray)."""
+    rollout_workers: int = 0
+    """Rollout actors, each owning ``env.num_envs`` envs on its node (0: one when distributed)."""
+    learner_workers: int = 0
+    """Learner actors training with DDP, each on a shard of every batch (0: one when distributed)."""
+    rollout_resources: list[str] | None = None
+    """Per rollout actor, the custom node resource it asks one unit of (``ray start --resources='{"node_a": 2}'``),
+    cycling when shorter: how actors are pinned to nodes. None: actors spread over the nodes."""
+    max_weight_lag: int = 0
+    """Updates the generator's weights may lag behind the learner's when a chunk is sampled (0: on-policy; 1 or more
+    lets the next batch be sampled while this one trains)."""
+    generator: str = "auto"
+    """The generator actors' engine: "hf", "vllm", or "auto" (vLLM where installed and on CUDA, else HF)."""
+    generator_workers: int = 1
+    """Generator actors; rollout worker i samples from generator i mod this many."""
+    weight_sync: str = "auto"
+    """How weights reach the generators: "object_store" (Ray's), "collective" (a torch.distributed broadcast from
+    learner rank 0), or "auto" (collective on CUDA, where NCCL moves them device to device; else the object store)."""
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this config runs on Ray (`learners.distributed`): an address or workers are given."""
+        return self.ray_address is not None or self.rollout_workers > 0 or self.learner_workers > 0

@@ -8,7 +8,8 @@ One update:
 3. build the chunk batch (`learners.ipa.chunks`): each rollout's sampled chunks with G_k, plus the expert chunks of
    starts whose rollouts all failed (the imitation fallback);
 4. recompute π_old at the sampling temperature, then take ``epochs`` optimizer passes on the IPA loss
-   (`learners.ipa.loss`), one forward per token segment, log-probs through the head in slices.
+   (`learners.ipa.loss`): token segments packed into rows of ``pack_tokens`` (`learners.ipa.packing`), bf16 autocast
+   on CUDA, log-probs through the head in slices.
 
 Examples:
     >>> learner = learners.make("ipa", policy="hf:/tmp/tiny", env_id="rock/Terminal-v0")   # doctest: +SKIP
@@ -21,7 +22,7 @@ import random
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import gymnasium as gym
 
@@ -30,6 +31,7 @@ from learners.ipa.chunks import ChunkBatch
 from learners.ipa.config import IPAConfig
 from learners.ipa.logprobs import taken_logprobs
 from learners.ipa.loss import ChunkTokens, LossSettings, ipa_loss, unmasked_tokens
+from learners.ipa.packing import first_fit_decreasing, packed_logprobs
 from learners.ipa.resample import StartSampler
 from learners.policies.base import require
 from learners.rollout import RolloutStats, StartState, collect
@@ -52,6 +54,16 @@ class IPALearner(Learner):
     config_class = IPAConfig
     config: IPAConfig
 
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Self:
+        """The learner for these config fields: on Ray (`learners.distributed`) when they ask for it."""
+        config = cls.config_class.from_kwargs(**kwargs)
+        if cls is IPALearner and config.distributed:  # type: ignore[attr-defined]
+            from learners.distributed.driver import DistributedIPALearner
+
+            return DistributedIPALearner(config)  # type: ignore[return-value]
+        return cls(config)
+
     def __init__(self, config: LearnerConfig) -> None:
         super().__init__(config)
         from learners.policies.hf import HFPolicy
@@ -65,6 +77,9 @@ class IPALearner(Learner):
             self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
         c = self.config
+        if c.gradient_checkpointing:  # transformers 5 names it activation checkpointing; 4.x, gradient checkpointing
+            enable = getattr(self.model, "activation_checkpointing_enable", self.model.gradient_checkpointing_enable)
+            enable({"use_reentrant": False})
         self.sampler = StartSampler(c.resampling, c.anchors, c.rollback_at, c.fork_gap, c.seed)
         self.settings = LossSettings(c.gamma, c.mask_low, c.mask_high, c.lambda_rl, c.lambda_il)
         self.rng = random.Random(c.seed)
@@ -143,7 +158,9 @@ class IPALearner(Learner):
         with torch.no_grad():
             old = [self._logprobs(rows) for rows in groups]
         tensors = [self._tokens(batch, rows, lp_old) for rows, lp_old in zip(groups, old, strict=True)]
-        normalizer = sum(unmasked_tokens(t.logp_old, t.logp_mu, t.chunk, t.imitation, self.settings) for t in tensors)
+        normalizer = self._batch_tokens(
+            sum(unmasked_tokens(t.logp_old, t.logp_mu, t.chunk, t.imitation, self.settings) for t in tensors)
+        )
         figures: dict[str, float] = {}
         self.model.train()
         for _ in range(self.config.epochs):
@@ -154,6 +171,7 @@ class IPALearner(Learner):
                 out = ipa_loss(t, self.settings, normalizer)
                 out.loss.backward()
                 outputs.append(out)
+            self._reduce_gradients()
             figures["grad_norm"] = clip_gradients(self.model, self.config.max_grad_norm)
             self.optimizer.step()
             figures["loss"] = sum(float(o.loss.detach()) for o in outputs)
@@ -165,19 +183,36 @@ class IPALearner(Learner):
         figures["imitation_share"] = sum(o.imitation_share * o.tokens for o in outputs) / max(normalizer, 1)
         return figures
 
+    def _batch_tokens(self, tokens: int) -> int:
+        """The loss's normalizer: the batch's unmasked tokens (a data-parallel rank, `learners.distributed`, sums
+        its shard's over all ranks)."""
+        return tokens
+
+    def _reduce_gradients(self) -> None:
+        """Where data-parallel ranks sum their gradients before clipping (`learners.distributed`); here, nothing."""
+
     def _micro_batches(self, batch: ChunkBatch) -> list[list[Any]]:
+        """The rows of each forward pass: ``micro_batch`` segments, or the segments of ``micro_batch`` packed rows."""
         size = max(1, self.config.micro_batch)
-        return [batch.rows[i : i + size] for i in range(0, len(batch.rows), size)]
+        if self.config.pack_tokens <= 0:
+            return [batch.rows[i : i + size] for i in range(0, len(batch.rows), size)]
+        bins = first_fit_decreasing([len(row.ids) for row in batch.rows], self.config.pack_tokens)
+        return [[batch.rows[i] for b in bins[k : k + size] for i in b] for k in range(0, len(bins), size)]
 
     def _logprobs(self, rows: list[Any]) -> Any:
-        return taken_logprobs(
-            self.model,
-            [r.ids for r in rows],
-            [r.positions for r in rows],
-            temperature=self.config.temperature,
-            chunk=self.config.logprob_chunk,
-            pad_id=self.policy.tokenizer.pad_token_id or 0,
-        )
+        c = self.config
+        pad_id = self.policy.tokenizer.pad_token_id or 0
+        with self._precision():
+            if c.pack_tokens > 0:
+                return packed_logprobs(self.model, rows, c.temperature, c.logprob_chunk, c.pack_tokens, pad_id)
+            ids, positions = [r.ids for r in rows], [r.positions for r in rows]
+            return taken_logprobs(self.model, ids, positions, c.temperature, c.logprob_chunk, pad_id)
+
+    def _precision(self) -> Any:
+        """bf16 autocast where the config asks for it (``bf16``: CUDA only by default), else a no-op context."""
+        device = torch.device(self.config.device).type
+        enabled = self.config.bf16 if self.config.bf16 is not None else device == "cuda"
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=enabled)
 
     def _tokens(self, batch: ChunkBatch, rows: list[Any], logp_old: Any) -> ChunkTokens:
         """The micro-batch's tokens, with its chunks renumbered from 0."""

@@ -20,6 +20,7 @@ from learners.policies.base import (
     make_policy,
     prompt_ids,
 )
+
 _LAZY = {class_name: module for module, class_name in ENGINES.values()}
 
 __all__ = [
