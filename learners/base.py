@@ -154,3 +154,29 @@ def load_trainer_state(learner: Any, state: dict[str, Any]) -> None:
     learner.rng.setstate(state["rng"])
     torch.set_rng_state(state["torch_rng"])
     learner.updates_done = int(state["updates_done"])
+
+
+def trainable_policy(learner: Learner) -> tuple[Any, Any]:
+    """The `HFPolicy` a learner trains in place (``config.policy`` on ``config.device``, torch seeded with
+    ``config.seed``) and an AdamW over its weights (``config.learning_rate``, ``config.weight_decay``).
+
+    Raises:
+        ValueError: the config names no trainable policy.
+    """
+    import torch
+
+    from learners.policies.hf import HFPolicy
+
+    config = learner.config
+    if not getattr(config, "policy", ""):
+        raise ValueError(
+            f"{type(learner).__name__} needs policy='hf:PATH': a model directory saved with save_pretrained"
+        )
+    torch.manual_seed(config.seed)
+    policy = HFPolicy(trainable_path(config.policy), device=config.device)  # type: ignore[attr-defined]
+    optimizer = torch.optim.AdamW(
+        policy.model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,  # type: ignore[attr-defined]
+    )
+    return policy, optimizer

@@ -28,7 +28,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_policy, trainer_state
 from learners.policies.base import Policy, require
 from learners.rollout import collect
 from learners.sft import clip_gradients
@@ -87,17 +87,9 @@ class ReinforceLearner(Learner):
 
     def __init__(self, config: LearnerConfig) -> None:
         super().__init__(config)
-        from learners.policies.hf import HFPolicy
-
-        if not self.config.policy:
-            raise ValueError("ReinforceLearner needs policy='hf:PATH': a model directory saved with save_pretrained")
-        torch.manual_seed(self.config.seed)
-        self.policy = HFPolicy(trainable_path(self.config.policy), device=self.config.device)
+        self.policy, self.optimizer = trainable_policy(self)
         self.model = self.policy.model
         self.sampler: Policy = self.policy
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
         self.rng = random.Random(self.config.seed)
         self.envs: list[gym.Env] | None = None
         self.updates_done = 0

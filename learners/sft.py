@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_policy, trainer_state
 from learners.policies.base import Conversation, Tools, require
 from learners.rollout import collect
 from rock_gym.envs.record import Trajectory
@@ -85,16 +85,8 @@ class SFTLearner(Learner):
 
     def __init__(self, config: LearnerConfig) -> None:
         super().__init__(config)
-        from learners.policies.hf import HFPolicy
-
-        if not self.config.policy:
-            raise ValueError("SFTLearner needs policy='hf:PATH': a model directory saved with save_pretrained")
-        torch.manual_seed(self.config.seed)
-        self.policy = HFPolicy(trainable_path(self.config.policy), device=self.config.device)
+        self.policy, self.optimizer = trainable_policy(self)
         self.model, self.tokenizer = self.policy.model, self.policy.tokenizer
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
         self.examples: list[Example] = []
         self.rng = random.Random(self.config.seed)
         self.order: list[int] = []

@@ -26,7 +26,7 @@ from typing import Any, Self
 
 import gymnasium as gym
 
-from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_path, trainer_state
+from learners.base import Learner, LearnerConfig, load_trainer_state, trainable_policy, trainer_state
 from learners.ipa.chunks import ChunkBatch
 from learners.ipa.config import IPAConfig
 from learners.ipa.logprobs import taken_logprobs
@@ -66,16 +66,8 @@ class IPALearner(Learner):
 
     def __init__(self, config: LearnerConfig) -> None:
         super().__init__(config)
-        from learners.policies.hf import HFPolicy
-
-        if not self.config.policy:
-            raise ValueError("IPALearner needs policy='hf:PATH': a model directory saved with save_pretrained")
-        torch.manual_seed(self.config.seed)
-        self.policy = HFPolicy(trainable_path(self.config.policy), device=self.config.device)
+        self.policy, self.optimizer = trainable_policy(self)
         self.model = self.policy.model
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
         c = self.config
         if c.gradient_checkpointing:  # transformers 5 names it activation checkpointing; 4.x, gradient checkpointing
             enable = getattr(self.model, "activation_checkpointing_enable", self.model.gradient_checkpointing_enable)
