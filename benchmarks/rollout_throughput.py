@@ -178,7 +178,9 @@ class Timed(gym.Wrapper):
 # -- the two runs ---------------------------------------------------------------------------------------------------
 
 
-def play(envs: list[Timed], policy: ScriptedHFPolicy, task_ids: list[str], barrier: bool, max_new: int) -> dict:
+def play(
+    envs: list[Timed], policy: ScriptedHFPolicy, task_ids: list[str], barrier: bool, max_new: int, window: float = 0.0
+) -> dict:
     """One `collect` over the task ids; its stats, trajectories, env events and policy calls (times from its start)."""
     events: list[Event] = []
     for env in envs:
@@ -195,6 +197,7 @@ def play(envs: list[Timed], policy: ScriptedHFPolicy, task_ids: list[str], barri
         temperature=0.0,
         barrier=barrier,
         stats=stats,
+        batch_window=0.0 if barrier else window,
     )
     shift = [Event(e.env, e.kind, e.start - began, e.end - began) for e in events]
     calls = [(start - began, end - began, batch) for start, end, batch in policy.calls]
@@ -282,6 +285,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--torch-threads", type=int, default=1, help="torch's CPU threads (more spin against the env threads)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNGs go")
+    parser.add_argument(
+        "--batch-window", type=float, default=0.05, help="async: seconds envs about to finish may join a policy call"
+    )
     parser.add_argument("--short", action="store_true", help="8 envs, 8 episodes: about a minute, for CI")
     args = parser.parse_args(argv)
     if args.short:
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         runs = {
             "barrier": play(envs, policy, task_ids, True, args.max_new_tokens),
-            "async": play(envs, policy, task_ids, False, args.max_new_tokens),
+            "async": play(envs, policy, task_ids, False, args.max_new_tokens, args.batch_window),
         }
     finally:
         for env in envs:
@@ -319,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **{mode: mode_figures(run) for mode, run in runs.items()},
         "identical_trajectories": not differ,
         "differing_episodes": differ[:10],
+        "batch_window_s": args.batch_window,
         "torch_threads": args.torch_threads,
         "load_average": {"before": load_before, "after": os.getloadavg()},
     }
