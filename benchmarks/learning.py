@@ -13,17 +13,24 @@ Everything is trained from scratch here, on CPU, in real docker sandboxes:
    with that tokenizer: 4 turns each, ``cat /data/report_spec.txt``, ``head -n 3 /data/access.log``, an
    ``awk | sort | uniq -c | sort -rn | head -n TOP | awk`` pipeline whose status code and TOP come from the spec
    (4 × 3 values), then ``submit``.
-3. `sft` on them for a fixed number of updates, chosen (measured below) so that the warm start's success at
-   temperature 1 on held-out seeds is clearly between 0 and 1: it writes the pipeline's syntax reliably well before
-   it learns to read the two numbers from the spec (a tiny model's "reading" comes late in SFT), and at temperature 1
-   it still slips a token in the 76-token command now and then. Both leave room for RL.
+3. `sft` on them until the warm start's chance of replaying a held-out reference solution at temperature 1
+   (`expert_likelihood`, teacher-forced, no sandbox) reaches 0.25, checked every 25 updates from update 300 on. A
+   tiny model learns the pipeline's syntax within ~150 updates but reads the two numbers from the spec only after
+   a sudden change ~400-450 updates in (measured: likelihood 0.06 at 400, 0.22 at 425, 0.50 at 450; held-out
+   success at temperature 1 tracked it: 0.03 at 300, 0.44 at 450, 0.75 at 600). Stopping just past that change
+   leaves a warm start clearly between 0 and 1 (it misreads some specs and slips a token in the 76-token command
+   now and then): room for RL. ``find-files`` (the first choice) did not work at this size: after 250-300 SFT
+   updates on 128-384 tasks the model never copied the task's random 4-digit code (success 0, greedy too), so RL
+   had no success to learn from.
 4. From that one warm start, per seed: `ipa` (parallel initialized resampling from the reference solutions, chunk
    returns ±1) and `reinforce` (token-level, group-mean baseline), with the same tasks per update, episodes per
-   update, learning rate, temperature and token limits, each trained until it has used the same budget of env
-   steps. Env steps are counted in the env (a wrapper around every env the learners play in): every turn the policy
-   sampled plus every expert turn `reset` replayed for a resampled start; IPA's experts are the SFT data, already
-   played. Success on held-out seeds (temperature 1, the same episodes for every method) is measured along the
-   way; the final success rates are pooled over seeds with Wilson 95% intervals.
+   update, learning rate (2e-4: in one-seed pilots at 5e-4 both collapsed to ~0 within 7 updates; at 1e-4 both
+   rose from 0.34 to ~0.5; at 2e-4 IPA rose and REINFORCE fell), temperature and token limits, each trained until
+   it has used the same budget of env steps. Env steps are counted in the env (a wrapper around every env the
+   learners play in): every turn the policy sampled plus every expert turn `reset` replayed for a resampled start;
+   IPA's experts are the SFT data, already played. Success on held-out seeds (temperature 1, the same episodes for
+   every method) is measured along the way; the final success rates are pooled over seeds with Wilson 95%
+   intervals.
 5. Initialized resampling where plain RL sees nothing: ``count-matches`` tasks, a family the warm start never saw
    (4 turns: read the question, look at a log, a ``grep -c`` pipeline, submit). Plain rollouts never succeed, so
    plain RL (IPA without resampling or imitation) gets no success to learn from; IPA with ``parallel`` and
@@ -339,6 +346,8 @@ def train_run(
                 curve.append({"env_steps": books.steps, "update": len(updates), **evaluate(learner.policy)})
     finally:
         learner.close()
+    rates = " -> ".join(f"{p['success_rate']:.2f}" for p in curve)
+    print(f"[learning] {method} seed {seed}: held-out success {rates} over {books.steps} env steps", flush=True)
     return {
         "method": method,
         "seed": seed,
@@ -613,6 +622,7 @@ def run(plan: Plan, workdir: Path, timings: dict[str, float]) -> dict[str, Any]:
         nonlocal clock
         timings[stage] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
+        print(f"[learning] {stage}: {timings[stage]:.0f} s", flush=True)
 
     base = build_policy(workdir / "base", plan)
     tokenizer = HFPolicy(base).tokenizer
