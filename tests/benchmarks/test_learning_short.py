@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(900)]
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learning.py"
 
 
